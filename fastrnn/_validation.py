@@ -1,0 +1,85 @@
+"""Input checks of the public layer. Kernels never see unchecked input.
+
+Every error names the argument, what was expected and what was given.
+"""
+
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_dtype(dtype):
+    """Return the cell dtype (float32 or float64) named by ``dtype``."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype: expected 'float32' or 'float64', got {dtype!r}") from None
+    if resolved not in FLOAT_DTYPES:
+        raise TypeError(f"dtype: expected 'float32' or 'float64', got {resolved.name!r}")
+    return resolved
+
+
+def check_positive_int(name, value):
+    """A Python or NumPy integer >= 1 (bools are rejected)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected a positive int, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name}: expected a positive int, got {value}")
+    return int(value)
+
+
+def check_choice(name, value, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def check_truncate(truncate):
+    """None -> -1 (full BPTT); an int k >= 0 -> k. Bools, floats and strings are a TypeError."""
+    if truncate is None:
+        return -1
+    if isinstance(truncate, (bool, np.bool_)) or not isinstance(truncate, numbers.Integral):
+        raise TypeError(f"truncate: expected None or an int >= 0, got {type(truncate).__name__} {truncate!r}")
+    if truncate < 0:
+        raise ValueError(f"truncate: expected None or an int >= 0, got {truncate}")
+    return int(truncate)
+
+
+def _describe(shape):
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def as_float_array(name, value, dtype, shape, hint=""):
+    """Convert ``value`` to a C-contiguous array of ``dtype`` and check its shape and finiteness.
+
+    ``shape`` is a tuple whose entries are ints or None (any size >= 1). Integer input is converted;
+    bool, complex, object and other non-numeric data raise TypeError. The result is always a
+    new array or one the caller may keep: kernels never write into it.
+    """
+    array = np.asarray(value)
+    kind = array.dtype.kind
+    if kind not in "fiu":
+        raise TypeError(f"{name}: expected real floating-point (or integer) data, got dtype {array.dtype.name}")
+    expected = _describe(["*" if s is None else s for s in shape]) + (f" ({hint})" if hint else "")
+    if array.ndim != len(shape):
+        raise ValueError(f"{name}: expected a {len(shape)}-d array of shape {expected}, "
+                         f"got a {array.ndim}-d array of shape {_describe(array.shape)}")
+    for want, got in zip(shape, array.shape):
+        if (want is None and got < 1) or (want is not None and want != got):
+            raise ValueError(f"{name}: expected shape {expected}, got {_describe(array.shape)}")
+    array = np.ascontiguousarray(array, dtype=dtype)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    return array
+
+
+def check_param(name, array, dtype, shape):
+    """Parameters are live arrays the user may replace; check one before a kernel reads it."""
+    if not isinstance(array, np.ndarray) or array.dtype != dtype or array.shape != shape:
+        got = (f"{type(array).__name__}" if not isinstance(array, np.ndarray)
+               else f"{array.dtype.name} array of shape {_describe(array.shape)}")
+        raise ValueError(f"params[{name!r}]: expected a {dtype.name} array of shape {_describe(shape)}, got {got}")
+    if not array.flags.c_contiguous:
+        raise ValueError(f"params[{name!r}]: expected a C-contiguous array (assign into it with [...] instead)")

@@ -1,0 +1,159 @@
+"""The recurrence driver shared by every cell.
+
+It owns the time loop, the truncation rule and the big matrix products; a cell contributes only
+its pointwise step math, two jitted functions in :mod:`fastrnn.kernels.steps`.
+
+The driver picks the step functions by a cell id that its callers pass as a compile-time literal
+(``numba.literally``): Numba compiles one specialisation per cell with the other cells' branches
+pruned away. Passing the step functions themselves as arguments would be simpler to read, but a
+dispatcher passed as a value is lowered to a raw object address once Numba's first-class function
+support is loaded, and such code cannot be written to the on-disk cache.
+
+Array conventions (all C-contiguous, one dtype):
+
+- ``xt (T, B, I)``: the recurrence's input; ``hs (T+1, B, H)``: hidden states, ``hs[0]`` the
+  initial one; ``cs (T+1, B, C)``: a second state (LSTM's cell state; C = 0 for other cells);
+  ``cache (T, B, K)``: whatever else the cell's backward step needs (gate values);
+  ``ys (T, B, H)``: per-step outputs.
+- ``w_ih (G, I)``, ``w_hh (G, H)``, ``b_ih (G)``, ``b_hh (G)``, G = number of gate blocks * H.
+
+Step functions (``option`` is a cell-specific integer such as the RNN's nonlinearity):
+
+``forward(option, xp, b_ih, hp, b_hh, h_prev, c_prev, x, h_new, c_new, y, cache)``
+    One forward step for the batch. ``xp = x W_ih^T`` and ``hp = h_prev W_hh^T`` (B, G) come
+    without biases, so the cell decides where each bias enters (GRU's ``b_hn`` sits inside the
+    reset product). Writes ``h_new``, ``c_new``, ``y`` and ``cache``.
+
+``backward(option, x, h_prev, c_prev, h_new, c_new, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dx)``
+    Backward through one step for R = slots * B rows; row r belongs to batch entry r % B.
+    ``dout`` is the gradient at the step's output y, ``dh``/``dc`` at its new state. Writes the
+    gradients at the input-side pre-activations ``gi`` (R, G), at the hidden-side ones ``gh``
+    (only when the cell sets ``separate_hh``; otherwise ``gh`` is ``gi``), the part of the
+    gradient at ``h_prev`` that does not pass through ``W_hh`` (``dh_direct``, e.g. GRU's
+    ``z * dh``), the gradient at ``c_prev``, and *adds* any direct gradient at x into ``dx`` (B, I).
+    It must be linear in (dout, dh, dc), as every backward pass is.
+"""
+
+import numba
+import numpy as np
+
+from . import steps
+from ._jit import kernel
+from .steps import rnn as rnn_step
+
+
+@kernel
+def recur_forward(cell, option, xt, h0, c0, w_ih, w_hh, b_ih, b_hh, hs, cs, ys, cache):
+    """Run cell ``cell``'s step over all T steps, filling ``hs``, ``cs``, ``ys`` and ``cache`` in place."""
+    numba.literally(cell)
+    T, B, I = xt.shape
+    G = w_ih.shape[0]
+    # All input projections in one (T*B, I) x (I, G) GEMM instead of T small ones.
+    xp = np.dot(xt.reshape(T * B, I), w_ih.T).reshape(T, B, G)
+    hp = np.empty((B, G), dtype=xt.dtype)
+    hs[0] = h0
+    cs[0] = c0
+    for t in range(T):
+        np.dot(hs[t], w_hh.T, hp)
+        if cell == steps.RNN:
+            rnn_step.forward(option, xp[t], b_ih, hp, b_hh, hs[t], cs[t], xt[t], hs[t + 1], cs[t + 1], ys[t], cache[t])
+
+
+@kernel
+def _sum_slots(rows, out):
+    """out (B, n) = sum over slots j of rows[j*B:(j+1)*B] for rows (slots*B, n)."""
+    B, n = out.shape
+    slots = rows.shape[0] // B
+    for b in range(B):
+        for i in range(n):
+            out[b, i] = rows[b, i]
+    for j in range(1, slots):
+        for b in range(B):
+            for i in range(n):
+                out[b, i] += rows[j * B + b, i]
+
+
+@kernel
+def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy, dh_n, dc_n, truncate):
+    """Backpropagate through the recurrence with the per-output truncation horizon.
+
+    ``truncate < 0`` means full BPTT. Otherwise the gradient of output t flows through steps
+    max(0, t-k) ... t only (and into the initial state when t - k <= 0); ``dh_n``/``dc_n`` count
+    as one more output of step T-1.
+
+    The backward pass is linear in its incoming gradients, so the gradients that started at
+    different outputs can be carried separately: slot j of a ring of k+1 slots holds the
+    gradient that started at output t with t mod (k+1) == j. When output s enters at step s, its
+    slot's previous occupant (output s+k+1) has used up its k transitions and is dropped. All
+    slots go through ``W_hh`` in one GEMM per step with (k+1)*B rows. Full BPTT (and any k >= T-1,
+    which by definition equals it) needs a single slot.
+
+    Returns ``(dw_ih, dw_hh, db_ih, db_hh, dxt, dh0, dc0)``.
+    """
+    numba.literally(cell)
+    T, B, I = xt.shape
+    H = hs.shape[2]
+    C = cs.shape[2]
+    G = w_ih.shape[0]
+    dtype = xt.dtype
+    full = truncate < 0 or truncate >= T - 1
+    slots = 1 if full else truncate + 1
+    R = slots * B
+
+    carry_h = np.zeros((R, H), dtype)
+    carry_c = np.zeros((R, C), dtype)
+    dout = np.zeros((R, H), dtype)
+    dh_direct = np.empty((R, H), dtype)
+    dc_prev = np.empty((R, C), dtype)
+    hprop = np.empty((R, H), dtype)
+    slot_gi = np.empty((R, G), dtype)
+    slot_gh = np.empty((R, G), dtype) if separate_hh else slot_gi
+    dgi = np.empty((T, B, G), dtype)
+    dgh = np.empty((T, B, G), dtype) if separate_hh else dgi
+    dxt = np.zeros((T, B, I), dtype)
+
+    previous = -1
+    for s in range(T - 1, -1, -1):
+        j = 0 if full else s % slots
+        lo = j * B
+        hi = lo + B
+        if not full:
+            # Output s takes over the slot of output s+k+1, whose horizon ends here.
+            carry_h[lo:hi] = 0.0
+            carry_c[lo:hi] = 0.0
+            if previous >= 0:
+                dout[previous * B:(previous + 1) * B] = 0.0
+        dout[lo:hi] = dy[s]
+        if s == T - 1:
+            carry_h[lo:hi] += dh_n
+            carry_c[lo:hi] += dc_n
+        if cell == steps.RNN:
+            rnn_step.backward(option, xt[s], hs[s], cs[s], hs[s + 1], cs[s + 1], cache[s],
+                              dout, carry_h, carry_c, slot_gi, slot_gh, dh_direct, dc_prev, dxt[s])
+        _sum_slots(slot_gi, dgi[s])
+        if separate_hh:
+            _sum_slots(slot_gh, dgh[s])
+        # Every slot's gradient at h_{s-1}: the W_hh path in one GEMM, plus the direct path.
+        np.dot(slot_gh, w_hh, hprop)
+        for r in range(R):
+            for i in range(H):
+                carry_h[r, i] = hprop[r, i] + dh_direct[r, i]
+            for i in range(C):
+                carry_c[r, i] = dc_prev[r, i]
+        previous = j
+
+    # After step 0 every live slot holds a gradient at the initial state (outputs t <= k).
+    dh0 = np.empty((B, H), dtype)
+    dc0 = np.empty((B, C), dtype)
+    _sum_slots(carry_h, dh0)
+    _sum_slots(carry_c, dc0)
+
+    # All weight gradients and the input gradient as single GEMMs over the T*B rows.
+    gi = dgi.reshape(T * B, G)
+    gh = dgh.reshape(T * B, G)
+    dw_ih = np.dot(gi.T, xt.reshape(T * B, I))
+    dw_hh = np.dot(gh.T, hs[:T].reshape(T * B, H))
+    db_ih = gi.sum(axis=0)
+    db_hh = gh.sum(axis=0)
+    dxt += np.dot(gi, w_ih).reshape(T, B, I)
+    return dw_ih, dw_hh, db_ih, db_hh, dxt, dh0, dc0

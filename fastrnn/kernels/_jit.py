@@ -1,0 +1,78 @@
+"""The one place where fastrnn's Numba kernels get their compile options.
+
+Every jitted function in :mod:`fastrnn.kernels` is built by :func:`kernel`, so all of them share
+the same options and a test can check that none was built another way.
+
+Options and why:
+
+- ``cache=True``: compiled machine code is written next to the sources (``__pycache__``) or
+  under ``NUMBA_CACHE_DIR`` if that environment variable is set; ``NUMBA_DISABLE_JIT=1`` turns
+  compilation off altogether (pure-Python execution, for debugging and coverage).
+- ``nogil=True``: kernels release the GIL, so threads can run them in parallel.
+- ``error_model="numpy"``: division follows IEEE rules instead of raising, which removes a
+  branch per division and lets LLVM vectorise the pointwise loops.
+- no ``fastmath``: it assumes there are no NaN or inf, and fastrnn's divergence checks rely on
+  seeing them.
+"""
+
+import hashlib
+import os
+from pathlib import Path
+
+import numba
+
+JIT_OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+#: Every dispatcher built by :func:`kernel`, in definition order.
+KERNELS = []
+
+_STAMP_NAME = "fastrnn-kernels.sha256"
+
+
+def kernel(fn):
+    """Compile ``fn`` lazily with :data:`JIT_OPTIONS` and register it in :data:`KERNELS`."""
+    dispatcher = numba.njit(**JIT_OPTIONS)(fn)
+    KERNELS.append(dispatcher)
+    return dispatcher
+
+
+def source_digest():
+    """Hash of every kernel source file plus the Numba version."""
+    digest = hashlib.sha256(numba.__version__.encode())
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def invalidate_stale_cache():
+    """Drop cached machine code compiled from other kernel sources than the ones installed.
+
+    Numba keys a cache entry on the source file of the function itself only. A cell kernel
+    calls the shared recurrence driver in another file, so after an edit of the driver the
+    cell's cached code would be reused silently, stale. A digest of all kernel sources is kept
+    beside the cache; when it differs, the cache files of this package are removed. Called
+    once, after all kernel modules are imported and before anything is compiled.
+    """
+    if os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
+        return
+    digest = source_digest()
+    cache_dirs = set()
+    for dispatcher in KERNELS:
+        cache = getattr(dispatcher, "_cache", None)
+        path = getattr(cache, "_cache_path", None)
+        if path:
+            cache_dirs.add(Path(path))
+    for directory in cache_dirs:
+        stamp = directory / _STAMP_NAME
+        try:
+            if stamp.is_file() and stamp.read_text() == digest:
+                continue
+            for pattern in ("*.nbi", "*.nbc"):
+                for entry in directory.glob(pattern):
+                    entry.unlink(missing_ok=True)
+            directory.mkdir(parents=True, exist_ok=True)
+            stamp.write_text(digest)
+        except OSError:
+            # A read-only install: Numba falls back to compiling in memory, which is correct.
+            pass

@@ -1,0 +1,9 @@
+"""Pure-NumPy reference implementations: the oracles the kernels are tested against.
+
+One module per cell, with the same function names and signatures as :mod:`fastrnn.kernels`,
+written from the equations, step by step, and sharing no code with the kernels.
+"""
+
+from . import rnn
+
+__all__ = ["rnn"]
