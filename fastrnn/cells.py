@@ -209,4 +209,4 @@ class RNN(Cell):
         super().__init__(input_size, hidden_size, dtype=dtype, seed=seed, backend=backend)
 
     def _options(self):
-        return (self.nonlinearity,)
+        return (self._impl.NONLINEARITIES[self.nonlinearity],)

@@ -17,21 +17,24 @@ Array conventions (all C-contiguous, one dtype):
   ``ys (T, B, H)``: per-step outputs.
 - ``w_ih (G, I)``, ``w_hh (G, H)``, ``b_ih (G)``, ``b_hh (G)``, G = number of gate blocks * H.
 
-Step functions (``option`` is a cell-specific integer such as the RNN's nonlinearity):
+Step functions (``option`` is a cell-specific integer such as the RNN's nonlinearity). They get
+whole arrays and the time index rather than per-step slices: a slice costs a reference-count
+round trip, and a dozen of them per step dominated small problems.
 
-``forward(option, xp, b_ih, hp, b_hh, h_prev, c_prev, x, h_new, c_new, y, cache)``
-    One forward step for the batch. ``xp = x W_ih^T`` and ``hp = h_prev W_hh^T`` (B, G) come
-    without biases, so the cell decides where each bias enters (GRU's ``b_hn`` sits inside the
-    reset product). Writes ``h_new``, ``c_new``, ``y`` and ``cache``.
+``forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)``
+    Step t for the batch. ``xp[t] = x_t W_ih^T`` (xp is (T, B, G)) and ``hp = h_{t-1} W_hh^T``
+    (B, G) come without biases, so the cell decides where each bias enters (GRU's ``b_hn`` sits
+    inside the reset product). Reads ``hs[t]``, ``cs[t]``; writes ``hs[t+1]``, ``cs[t+1]``,
+    ``ys[t]`` and ``cache[t]``.
 
-``backward(option, x, h_prev, c_prev, h_new, c_new, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dx)``
-    Backward through one step for R = slots * B rows; row r belongs to batch entry r % B.
-    ``dout`` is the gradient at the step's output y, ``dh``/``dc`` at its new state. Writes the
-    gradients at the input-side pre-activations ``gi`` (R, G), at the hidden-side ones ``gh``
-    (only when the cell sets ``separate_hh``; otherwise ``gh`` is ``gi``), the part of the
-    gradient at ``h_prev`` that does not pass through ``W_hh`` (``dh_direct``, e.g. GRU's
-    ``z * dh``), the gradient at ``c_prev``, and *adds* any direct gradient at x into ``dx`` (B, I).
-    It must be linear in (dout, dh, dc), as every backward pass is.
+``backward(option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt)``
+    Backward through step t for R = slots * B rows; row r belongs to batch entry r % B.
+    ``dout`` (R, H) is the gradient at the step's output y, ``dh``/``dc`` at its new state.
+    Writes the gradients at the input-side pre-activations ``gi`` (R, G), at the hidden-side
+    ones ``gh`` (only when the cell sets ``separate_hh``; otherwise ``gh`` is ``gi``), the part
+    of the gradient at ``h_{t-1}`` that does not pass through ``W_hh`` (``dh_direct``, e.g. GRU's
+    ``z * dh``), the gradient at ``c_{t-1}``, and *adds* any direct gradient at x_t into
+    ``dxt[t]``. It must be linear in (dout, dh, dc), as every backward pass is.
 """
 
 import numba
@@ -42,35 +45,83 @@ from ._jit import kernel
 from .steps import rnn as rnn_step
 
 
+# Below this many multiply-adds a plain loop beats a BLAS call, whose fixed cost is ~0.13 µs
+# from a kernel. The loops are written as row updates (out[i, :] += a[i, p] * b[p, :]) because
+# LLVM vectorises those; a dot-product reduction it may not reorder, so it stays scalar.
+SMALL_GEMM = 4096
+
+
+@kernel
+def mm_ab(a, b, out):
+    """out = a @ b for a (m, k), b (k, n)."""
+    m, k = a.shape
+    n = b.shape[1]
+    if m * n * k > SMALL_GEMM:
+        np.dot(a, b, out)
+        return
+    for i in range(m):
+        for j in range(n):
+            out[i, j] = 0.0
+        for p in range(k):
+            aip = a[i, p]
+            for j in range(n):
+                out[i, j] += aip * b[p, j]
+
+
+@kernel
+def mm_atb(a, b, out):
+    """out = a.T @ b for a (m, k), b (m, n)."""
+    m, k = a.shape
+    n = b.shape[1]
+    if m * n * k > SMALL_GEMM:
+        np.dot(a.T, b, out)
+        return
+    out[...] = 0.0
+    for i in range(m):
+        for p in range(k):
+            aip = a[i, p]
+            for j in range(n):
+                out[p, j] += aip * b[i, j]
+
+
 @kernel
 def recur_forward(cell, option, xt, h0, c0, w_ih, w_hh, b_ih, b_hh, hs, cs, ys, cache):
     """Run cell ``cell``'s step over all T steps, filling ``hs``, ``cs``, ``ys`` and ``cache`` in place."""
     numba.literally(cell)
     T, B, I = xt.shape
+    H = hs.shape[2]
+    C = cs.shape[2]
     G = w_ih.shape[0]
+    # Transposed once per call so that every product below is of the a @ b form.
+    w_ih_t = np.ascontiguousarray(w_ih.T)
+    w_hh_t = np.ascontiguousarray(w_hh.T)
     # All input projections in one (T*B, I) x (I, G) GEMM instead of T small ones.
-    xp = np.dot(xt.reshape(T * B, I), w_ih.T).reshape(T, B, G)
+    xp = np.empty((T, B, G), dtype=xt.dtype)
+    mm_ab(xt.reshape(T * B, I), w_ih_t, xp.reshape(T * B, G))
     hp = np.empty((B, G), dtype=xt.dtype)
-    hs[0] = h0
-    cs[0] = c0
+    for b in range(B):
+        for i in range(H):
+            hs[0, b, i] = h0[b, i]
+        for i in range(C):
+            cs[0, b, i] = c0[b, i]
     for t in range(T):
-        np.dot(hs[t], w_hh.T, hp)
+        mm_ab(hs[t], w_hh_t, hp)
         if cell == steps.RNN:
-            rnn_step.forward(option, xp[t], b_ih, hp, b_hh, hs[t], cs[t], xt[t], hs[t + 1], cs[t + 1], ys[t], cache[t])
+            rnn_step.forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)
 
 
 @kernel
-def _sum_slots(rows, out):
-    """out (B, n) = sum over slots j of rows[j*B:(j+1)*B] for rows (slots*B, n)."""
-    B, n = out.shape
+def _sum_slots(rows, out, t):
+    """out[t] (B, n) = sum over slots j of rows[j*B:(j+1)*B] for rows (slots*B, n)."""
+    B, n = out.shape[1], out.shape[2]
     slots = rows.shape[0] // B
     for b in range(B):
         for i in range(n):
-            out[b, i] = rows[b, i]
+            out[t, b, i] = rows[b, i]
     for j in range(1, slots):
         for b in range(B):
             for i in range(n):
-                out[b, i] += rows[j * B + b, i]
+                out[t, b, i] += rows[j * B + b, i]
 
 
 @kernel
@@ -117,24 +168,31 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
         j = 0 if full else s % slots
         lo = j * B
         hi = lo + B
-        if not full:
-            # Output s takes over the slot of output s+k+1, whose horizon ends here.
-            carry_h[lo:hi] = 0.0
-            carry_c[lo:hi] = 0.0
-            if previous >= 0:
-                dout[previous * B:(previous + 1) * B] = 0.0
-        dout[lo:hi] = dy[s]
-        if s == T - 1:
-            carry_h[lo:hi] += dh_n
-            carry_c[lo:hi] += dc_n
+        for b in range(B):
+            if not full:
+                # Output s takes over the slot of output s+k+1, whose horizon ends here.
+                for i in range(H):
+                    carry_h[lo + b, i] = 0.0
+                for i in range(C):
+                    carry_c[lo + b, i] = 0.0
+                if previous >= 0:
+                    for i in range(H):
+                        dout[previous * B + b, i] = 0.0
+            for i in range(H):
+                dout[lo + b, i] = dy[s, b, i]
+            if s == T - 1:
+                for i in range(H):
+                    carry_h[lo + b, i] += dh_n[b, i]
+                for i in range(C):
+                    carry_c[lo + b, i] += dc_n[b, i]
         if cell == steps.RNN:
-            rnn_step.backward(option, xt[s], hs[s], cs[s], hs[s + 1], cs[s + 1], cache[s],
-                              dout, carry_h, carry_c, slot_gi, slot_gh, dh_direct, dc_prev, dxt[s])
-        _sum_slots(slot_gi, dgi[s])
+            rnn_step.backward(option, s, xt, hs, cs, cache, dout, carry_h, carry_c, slot_gi, slot_gh,
+                              dh_direct, dc_prev, dxt)
+        _sum_slots(slot_gi, dgi, s)
         if separate_hh:
-            _sum_slots(slot_gh, dgh[s])
+            _sum_slots(slot_gh, dgh, s)
         # Every slot's gradient at h_{s-1}: the W_hh path in one GEMM, plus the direct path.
-        np.dot(slot_gh, w_hh, hprop)
+        mm_ab(slot_gh, w_hh, hprop)
         for r in range(R):
             for i in range(H):
                 carry_h[r, i] = hprop[r, i] + dh_direct[r, i]
@@ -143,17 +201,25 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
         previous = j
 
     # After step 0 every live slot holds a gradient at the initial state (outputs t <= k).
-    dh0 = np.empty((B, H), dtype)
-    dc0 = np.empty((B, C), dtype)
-    _sum_slots(carry_h, dh0)
-    _sum_slots(carry_c, dc0)
+    dh0 = np.empty((1, B, H), dtype)
+    dc0 = np.empty((1, B, C), dtype)
+    _sum_slots(carry_h, dh0, 0)
+    _sum_slots(carry_c, dc0, 0)
 
     # All weight gradients and the input gradient as single GEMMs over the T*B rows.
     gi = dgi.reshape(T * B, G)
     gh = dgh.reshape(T * B, G)
-    dw_ih = np.dot(gi.T, xt.reshape(T * B, I))
-    dw_hh = np.dot(gh.T, hs[:T].reshape(T * B, H))
-    db_ih = gi.sum(axis=0)
-    db_hh = gh.sum(axis=0)
-    dxt += np.dot(gi, w_ih).reshape(T, B, I)
-    return dw_ih, dw_hh, db_ih, db_hh, dxt, dh0, dc0
+    dw_ih = np.empty((G, I), dtype)
+    dw_hh = np.empty((G, H), dtype)
+    mm_atb(gi, xt.reshape(T * B, I), dw_ih)
+    mm_atb(gh, hs[:T].reshape(T * B, H), dw_hh)
+    db_ih = np.zeros(G, dtype)
+    db_hh = np.zeros(G, dtype)
+    for r in range(T * B):
+        for i in range(G):
+            db_ih[i] += gi[r, i]
+            db_hh[i] += gh[r, i]
+    dx_from_gates = np.empty((T * B, I), dtype)
+    mm_ab(gi, w_ih, dx_from_gates)
+    dxt += dx_from_gates.reshape(T, B, I)
+    return dw_ih, dw_hh, db_ih, db_hh, dxt, dh0[0], dc0[0]

@@ -1,7 +1,7 @@
 """Reference vanilla RNN in plain NumPy, written from the equations to be read and trusted.
 
     a_t = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh
-    h_t = f(a_t),  f in {tanh, relu, sigmoid},  y_t = h_t
+    h_t = f(a_t),  f in {tanh, relu, sigmoid} (``nonlinearity`` = TANH, RELU, SIGMOID),  y_t = h_t
 
 Same function names and signatures as :mod:`fastrnn.kernels.rnn`. Shares no code with the
 kernels: it is the oracle they are tested against.
@@ -16,17 +16,21 @@ def _sigmoid(a):
     return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
+# Codes of the ``nonlinearity`` argument, as in the kernels.
+TANH, RELU, SIGMOID = 0, 1, 2
+NONLINEARITIES = {"tanh": TANH, "relu": RELU, "sigmoid": SIGMOID}
+
 ACTIVATIONS = {
-    "tanh": np.tanh,
-    "relu": lambda a: np.maximum(a, 0.0),
-    "sigmoid": _sigmoid,
+    TANH: np.tanh,
+    RELU: lambda a: np.maximum(a, 0.0),
+    SIGMOID: _sigmoid,
 }
 
 # Derivative f'(a) expressed through the output h = f(a).
 DERIVATIVES = {
-    "tanh": lambda h: 1.0 - h * h,
-    "relu": lambda h: (h > 0).astype(h.dtype),
-    "sigmoid": lambda h: h * (1.0 - h),
+    TANH: lambda h: 1.0 - h * h,
+    RELU: lambda h: (h > 0).astype(h.dtype),
+    SIGMOID: lambda h: h * (1.0 - h),
 }
 
 

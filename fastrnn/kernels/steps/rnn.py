@@ -7,30 +7,30 @@ TANH, RELU, SIGMOID = 0, 1, 2
 
 
 @kernel
-def forward(option, xp, b_ih, hp, b_hh, h_prev, c_prev, x, h_new, c_new, y, cache):
-    B, H = h_new.shape
+def forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
+    B, H = hp.shape
     for b in range(B):
         for i in range(H):
-            a = xp[b, i] + b_ih[i] + hp[b, i] + b_hh[i]
+            a = xp[t, b, i] + b_ih[i] + hp[b, i] + b_hh[i]
             if option == TANH:
                 v = tanh(a)
             elif option == RELU:
                 v = relu(a)
             else:
                 v = sigmoid(a)
-            h_new[b, i] = v
-            y[b, i] = v
+            hs[t + 1, b, i] = v
+            ys[t, b, i] = v
 
 
 @kernel
-def backward(option, x, h_prev, c_prev, h_new, c_new, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dx):
+def backward(option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
     R, H = dh.shape
-    B = h_new.shape[0]
+    B = hs.shape[1]
     for r in range(R):
         b = r % B
         for i in range(H):
             g = dout[r, i] + dh[r, i]
-            v = h_new[b, i]
+            v = hs[t + 1, b, i]
             # Derivatives written in terms of the output v = f(a), as PyTorch does.
             if option == TANH:
                 gi[r, i] = g * (1.0 - v * v)

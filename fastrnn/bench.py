@@ -1,0 +1,123 @@
+"""Side-by-side timing of kernels and their NumPy references, in one process.
+
+Speed is reported as ratios: absolute times drift on shared machines, a ratio measured in one
+run with interleaved repeats much less so.
+"""
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .registry import BY_NAME, CASES, make_inputs, train_step
+
+#: (T, B, I, H): the binary-addition network, a long thin sequence, a mid-sized batch.
+DEFAULT_SIZES = ((8, 1, 2, 16), (100, 1, 2, 16), (100, 16, 64, 64))
+
+
+@dataclass
+class BenchRow:
+    cell: str
+    dtype: str
+    T: int
+    B: int
+    I: int
+    H: int
+    truncate: object
+    kernel_us: float
+    reference_us: float
+    api_us: float
+
+    @property
+    def speedup(self):
+        return self.reference_us / self.kernel_us
+
+    def as_dict(self):
+        return {**asdict(self), "speedup": self.speedup}
+
+
+def _per_call(fn, min_time):
+    """Seconds per call of ``fn``, calling it often enough that one measurement lasts ``min_time``."""
+    number = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_time:
+            return elapsed / number, number
+        number = max(number * 2, int(number * min_time / max(elapsed, 1e-9) * 1.2))
+
+
+def best_of(fn, repeat=5, min_time=0.02):
+    """Minimum over ``repeat`` measurements of the time per call of ``fn``, in seconds."""
+    fn()  # warm-up: compiles on first use, or loads from the on-disk cache
+    _, number = _per_call(fn, min_time)
+    best = np.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - start) / number)
+    return best
+
+
+def _api_step(cell, T, B, seed, truncate):
+    inputs = make_inputs(cell, T, B, seed)
+
+    def step():
+        y, _, tape = cell.forward(inputs["x"], inputs["state"])
+        return cell.backward(tape, inputs["dy"], inputs["dstate"], truncate=truncate)
+
+    return step
+
+
+def bench_case(case, size, dtype="float64", truncate=None, repeat=5, min_time=0.02, seed=0):
+    """Time one forward+backward of ``case`` at ``size`` = (T, B, I, H) on both backends."""
+    T, B, I, H = size
+    fast = case.make(I, H, dtype=dtype, seed=seed, backend="numba")
+    slow = case.make(I, H, dtype=dtype, seed=seed, backend="numpy")
+    kernel_step = train_step(fast, T, B, seed, truncate)
+    reference_step = train_step(slow, T, B, seed, truncate)
+    api_step = _api_step(fast, T, B, seed, truncate)
+    kernel = reference = api = np.inf
+    # Interleave the three so that drift in the machine's speed hits them alike.
+    for _ in range(repeat):
+        kernel = min(kernel, best_of(kernel_step, 1, min_time))
+        reference = min(reference, best_of(reference_step, 1, min_time))
+        api = min(api, best_of(api_step, 1, min_time))
+    return BenchRow(case.name, np.dtype(dtype).name, T, B, I, H, truncate,
+                    kernel * 1e6, reference * 1e6, api * 1e6)
+
+
+def run(cells=None, sizes=DEFAULT_SIZES, dtypes=("float64",), truncate=None, repeat=5, min_time=0.02,
+        progress=None):
+    """Benchmark every requested cell, size and dtype; returns a list of :class:`BenchRow`."""
+    cases = CASES if not cells else [BY_NAME[name] for name in cells]
+    rows = []
+    for case in cases:
+        for dtype in dtypes:
+            for size in sizes:
+                row = bench_case(case, size, dtype, truncate, repeat, min_time)
+                rows.append(row)
+                if progress:
+                    progress(row)
+    return rows
+
+
+HEADER = (f"{'cell':<12} {'dtype':<8} {'T':>4} {'B':>4} {'I':>4} {'H':>4}  "
+          f"{'kernel µs':>10} {'reference µs':>13} {'speedup':>8} {'via API µs':>11}")
+
+
+def format_row(row):
+    return (f"{row.cell:<12} {row.dtype:<8} {row.T:>4} {row.B:>4} {row.I:>4} {row.H:>4}  "
+            f"{row.kernel_us:>10.1f} {row.reference_us:>13.1f} {row.speedup:>7.1f}x {row.api_us:>11.1f}")
+
+
+def format_markdown(rows):
+    lines = ["| cell | dtype | T | B | I | H | kernel µs | reference µs | speedup | via API µs |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r.cell} | {r.dtype} | {r.T} | {r.B} | {r.I} | {r.H} | {r.kernel_us:.1f} | "
+                     f"{r.reference_us:.1f} | {r.speedup:.1f}x | {r.api_us:.1f} |")
+    return "\n".join(lines)

@@ -1,0 +1,75 @@
+"""One registry of cell configurations, shared by the tests, ``fastrnn bench`` and asv.
+
+Each :class:`CellCase` builds a cell for either backend and seeded inputs for it, and gives the
+raw kernel/reference calls (no validation layer) that benchmarks time side by side.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .cells import RNN
+
+
+@dataclass(frozen=True)
+class CellCase:
+    """A cell class with fixed options, e.g. ``RNN`` with ``nonlinearity="sigmoid"``."""
+
+    name: str
+    cls: type
+    options: dict = field(default_factory=dict)
+
+    def make(self, input_size, hidden_size, *, dtype="float64", seed=0, backend="numba"):
+        return self.cls(input_size, hidden_size, dtype=dtype, seed=seed, backend=backend, **self.options)
+
+    def __str__(self):
+        return self.name
+
+
+CASES = (
+    CellCase("rnn-tanh", RNN, {"nonlinearity": "tanh"}),
+    CellCase("rnn-relu", RNN, {"nonlinearity": "relu"}),
+    CellCase("rnn-sigmoid", RNN, {"nonlinearity": "sigmoid"}),
+)
+
+BY_NAME = {case.name: case for case in CASES}
+
+
+def random_state(cell, batch, rng):
+    """A random state for ``cell`` (a tuple for multi-array states), in the cell's dtype."""
+    parts = [rng.standard_normal((batch, cell.hidden_size)).astype(cell.dtype) for _ in cell._state_names]
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def make_inputs(cell, T, B, seed=0):
+    """Seeded ``x``, initial ``state``, output gradient ``dy`` and final-state gradient ``dstate``."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((T, B, cell.input_size)).astype(cell.dtype)
+    state = random_state(cell, B, rng)
+    dy = rng.standard_normal((T, B, cell.output_size)).astype(cell.dtype)
+    dstate = random_state(cell, B, rng)
+    return {"x": x, "state": state, "dy": dy, "dstate": dstate}
+
+
+def train_step(cell, T, B, seed=0, truncate=None):
+    """A function running one forward + backward of ``cell``'s backend module directly.
+
+    The arguments are validated and converted once here, so the returned callable times the
+    kernel (or the reference) alone, without the public layer's checks.
+    """
+    inputs = make_inputs(cell, T, B, seed)
+    x = inputs["x"]
+    states = cell._states("state", inputs["state"], B)
+    dstates = cell._states("dstate", inputs["dstate"], B)
+    params = cell._param_list()
+    options = cell._options()
+    dy = inputs["dy"]
+    k = -1 if truncate is None else truncate
+    impl = cell._impl
+    n_state = len(states)
+
+    def step():
+        out = impl.forward(x, *states, *params, *options)
+        return impl.backward(x, *params, *options, *out[1 + n_state:], dy, *dstates, k)
+
+    return step

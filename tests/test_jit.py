@@ -1,0 +1,111 @@
+"""How the kernels are built: one set of options, callable from user @njit code, cached on disk."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import types
+
+import numba
+import numpy as np
+import pytest
+
+import fastrnn.kernels
+from fastrnn.kernels import _jit
+
+
+def test_every_kernel_is_built_with_the_shared_options():
+    assert len(_jit.KERNELS) >= 8
+    for dispatcher in _jit.KERNELS:
+        options = dispatcher.targetoptions
+        assert options["nogil"] is True and options["error_model"] == "numpy", dispatcher
+        assert "fastmath" not in options, dispatcher
+        assert dispatcher._cache is not None and type(dispatcher._cache).__name__ == "FunctionCache", dispatcher
+
+
+def test_every_jitted_function_in_the_package_is_registered():
+    seen = []
+    for module_name, module in list(sys.modules.items()):
+        if module_name.startswith("fastrnn.kernels") and isinstance(module, types.ModuleType):
+            for value in vars(module).values():
+                if isinstance(value, numba.core.registry.CPUDispatcher) and value.py_func.__module__ == module_name:
+                    seen.append(value)
+    assert seen and all(any(d is s for d in _jit.KERNELS) for s in seen)
+
+
+def test_kernels_callable_from_user_njit_code():
+    from fastrnn.kernels import rnn
+
+    @numba.njit
+    def user_training_step(x, h0, w_ih, w_hh, b_ih, b_hh, dy):
+        y, h_n, hs = rnn.forward(x, h0, w_ih, w_hh, b_ih, b_hh, rnn.TANH)
+        grads = rnn.backward(x, w_ih, w_hh, b_ih, b_hh, rnn.TANH, hs, dy, np.zeros_like(h_n), 2)
+        return y, grads[1]
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 2, 3))
+    h0 = rng.standard_normal((2, 4))
+    w = [rng.standard_normal(s) for s in [(4, 3), (4, 4), (4,), (4,)]]
+    dy = rng.standard_normal((5, 2, 4))
+    y, dw_hh = user_training_step(x, h0, *w, dy)
+    expected_y, _, hs = rnn.forward(x, h0, *w, rnn.TANH)
+    expected = rnn.backward(x, *w, rnn.TANH, hs, dy, np.zeros((2, 4)), 2)[1]
+    np.testing.assert_array_equal(y, expected_y)
+    np.testing.assert_array_equal(dw_hh, expected)
+
+
+FRESH_PROCESS = textwrap.dedent("""
+    import fastrnn, numpy as np
+    from fastrnn.kernels import _jit
+    from fastrnn.registry import CASES, train_step
+    for case in CASES:
+        for dtype in ("float64", "float32"):
+            for k in (None, 1):
+                train_step(case.make(2, 3, dtype=dtype), 4, 1, truncate=k)()
+    misses = [d.py_func.__qualname__ for d in _jit.KERNELS if d.stats.cache_misses]
+    print("MISSES", misses)
+""")
+
+
+@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"), reason="JIT disabled")
+def test_fresh_process_loads_every_kernel_from_the_cache():
+    env = dict(os.environ)
+    run = [sys.executable, "-c", FRESH_PROCESS]
+    subprocess.run(run, check=True, capture_output=True, env=env)  # warm (may compile)
+    out = subprocess.run(run, check=True, capture_output=True, text=True, env=env).stdout
+    assert "MISSES []" in out, out
+
+
+class _FakeCache:
+    def __init__(self, path):
+        self._cache_path = str(path)
+
+
+class _FakeDispatcher:
+    def __init__(self, path):
+        self._cache = _FakeCache(path)
+
+
+def test_stale_cache_is_dropped_when_kernel_sources_change(tmp_path, monkeypatch):
+    stale = tmp_path / "cell.forward-10.py311.nbi"
+    stale.write_text("old")
+    (tmp_path / "cell.forward-10.py311.1.nbc").write_text("old")
+    unrelated = tmp_path / "module.cpython-311.pyc"
+    unrelated.write_text("keep")
+    monkeypatch.setattr(_jit, "KERNELS", [_FakeDispatcher(tmp_path)])
+    monkeypatch.delenv("NUMBA_DISABLE_JIT", raising=False)
+    _jit.invalidate_stale_cache()
+    assert not stale.exists() and unrelated.exists()
+    assert (tmp_path / "fastrnn-kernels.sha256").read_text() == _jit.source_digest()
+    # Same sources: the cache written since is kept.
+    stale.write_text("fresh")
+    _jit.invalidate_stale_cache()
+    assert stale.exists()
+    # Changed sources: dropped again.
+    (tmp_path / "fastrnn-kernels.sha256").write_text("digest of other sources")
+    _jit.invalidate_stale_cache()
+    assert not stale.exists()
+
+
+def test_kernels_package_lists_its_modules():
+    assert "rnn" in fastrnn.kernels.__all__

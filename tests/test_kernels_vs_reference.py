@@ -1,0 +1,78 @@
+"""Second link of the oracle chain: every kernel against its reference twin.
+
+Pairs ``fastrnn.kernels.<cell>`` with ``fastrnn.reference.<cell>`` through the public cells
+(``backend="numba"`` vs ``backend="numpy"``) for every registered cell, dtype, shape, truncation
+and with or without initial state / final-state gradient.
+"""
+
+import numpy as np
+import pytest
+
+import fastrnn.kernels
+import fastrnn.reference
+from fastrnn.registry import make_inputs
+
+from .conftest import assert_close, assert_state_close
+
+SHAPES = [(1, 1, 2, 3), (5, 1, 3, 3), (7, 3, 4, 5), (16, 4, 9, 7)]  # (T, B, I, H)
+
+
+def truncations(T):
+    return sorted({0, 1, 3, T - 1, T + 2}) + [None]
+
+
+def run_pair(case, T, B, I, H, dtype, truncate, with_state, seed=0):
+    cells = [case.make(I, H, dtype=dtype, seed=seed, backend=b) for b in ("numba", "numpy")]
+    inputs = make_inputs(cells[0], T, B, seed=seed + 1)
+    state = inputs["state"] if with_state else None
+    dstate = inputs["dstate"] if with_state else None
+    results = []
+    for cell in cells:
+        y, final, tape = cell.forward(inputs["x"], state)
+        grads, dx, dstate0 = cell.backward(tape, inputs["dy"], dstate, truncate=truncate)
+        results.append((y, final, grads, dx, dstate0))
+    return results
+
+
+def assert_pair(results, dtype, what):
+    (y, final, grads, dx, dstate0), (ry, rfinal, rgrads, rdx, rdstate0) = results
+    assert_close(y, ry, dtype, f"{what}: y")
+    assert_state_close(final, rfinal, dtype, f"{what}: final state")
+    assert grads.keys() == rgrads.keys()
+    for name in rgrads:
+        assert_close(grads[name], rgrads[name], dtype, f"{what}: grads[{name}]")
+    assert_close(dx, rdx, dtype, f"{what}: dx")
+    assert_state_close(dstate0, rdstate0, dtype, f"{what}: dstate")
+
+
+@pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "state+dstate"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "T{}B{}I{}H{}".format(*s))
+def test_kernel_matches_reference(case, shape, dtype, with_state):
+    T, B, I, H = shape
+    for truncate in truncations(T):
+        results = run_pair(case, T, B, I, H, dtype, truncate, with_state)
+        assert_pair(results, dtype, f"{case} T={T} B={B} I={I} H={H} k={truncate} {dtype} seed=0")
+
+
+def test_modules_pair_by_name():
+    """Every kernel module has a reference twin with the same public functions."""
+    for name in fastrnn.kernels.__all__:
+        kernel = getattr(fastrnn.kernels, name)
+        reference = getattr(fastrnn.reference, name)
+        for function in ("forward", "backward"):
+            assert callable(getattr(kernel, function)) and callable(getattr(reference, function))
+
+
+def test_large_preactivations_stay_finite(case):
+    """|a| up to 1e4 must not overflow the activations in either dtype or backend."""
+    for dtype in ("float32", "float64"):
+        for backend in ("numba", "numpy"):
+            cell = case.make(2, 3, dtype=dtype, seed=0, backend=backend)
+            x = np.array([[[1e4, -1e4]], [[-1e4, 1e4]], [[0.5, -0.5]]])
+            cell.params["weight_ih"][...] = 1.0
+            y, state, tape = cell.forward(x)
+            grads, dx, dstate = cell.backward(tape, np.ones_like(y))
+            for array in (y, dx, dstate, *grads.values()):
+                assert np.isfinite(array).all(), f"{case} {dtype} {backend}"
+            assert np.all(np.abs(y) <= 1e4)
