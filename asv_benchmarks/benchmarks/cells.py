@@ -1,0 +1,48 @@
+"""Kernel and reference time of every registered cell, and their ratio.
+
+Driven by :mod:`fastrnn.registry`, like the tests. asv runs each benchmark in a new process;
+``setup`` makes the first call, so compilation (or loading Numba's on-disk cache) is not timed.
+"""
+
+from fastrnn.bench import bench_case
+from fastrnn.registry import CASES, train_step
+
+CELLS = [case.name for case in CASES]
+# (T, B, I, H): the binary-addition network, a long thin sequence, a mid-sized batch.
+SIZES = ["8x1x2x16", "100x1x2x16", "100x16x64x64"]
+
+
+def _case(cell):
+    return next(case for case in CASES if case.name == cell)
+
+
+def _size(text):
+    return tuple(int(p) for p in text.split("x"))
+
+
+class TimeTrainStep:
+    """One forward + backward (full BPTT) through the kernel or the reference."""
+
+    params = (CELLS, ["numba", "numpy"], ["float64", "float32"], SIZES)
+    param_names = ["cell", "backend", "dtype", "size"]
+
+    def setup(self, cell, backend, dtype, size):
+        T, B, I, H = _size(size)
+        self.step = train_step(_case(cell).make(I, H, dtype=dtype, backend=backend), T, B)
+        self.step()
+
+    def time_forward_backward(self, cell, backend, dtype, size):
+        self.step()
+
+
+class TrackSpeedup:
+    """Reference time / kernel time, both measured in this process (min of interleaved repeats)."""
+
+    params = (CELLS, ["float64", "float32"], SIZES)
+    param_names = ["cell", "dtype", "size"]
+    unit = "x"
+    number = 1
+    repeat = 1
+
+    def track_speedup(self, cell, dtype, size):
+        return bench_case(_case(cell), _size(size), dtype, repeat=3, min_time=0.01).speedup
