@@ -3,8 +3,10 @@
 A cell owns its parameters and calls either :mod:`fastrnn.kernels` (``backend="numba"``) or
 :mod:`fastrnn.reference` (``backend="numpy"``); both have the same functions and signatures::
 
-    forward(x, *state, *params, *options) -> (y, *final_state, *tape)
-    backward(x, *params, *options, *tape, dy, *dfinal_state, truncate) -> (*param_grads, dx, *dstate)
+    forward_into(x, *state, *params, *options, y, *final_state, *tape)
+    backward_into(x, *params, *options, *tape, dy, *dfinal_state, truncate, *param_grads, dx, *dstate)
+
+(the ``_into`` forms: arrays allocated here by NumPy are cheaper than arrays returned by Numba).
 """
 
 import importlib
@@ -68,6 +70,10 @@ class Cell:
     def _options(self):
         return ()
 
+    def _tape_shapes(self, T, B):
+        """Shapes of the tape arrays that forward fills (the hidden states, for the plain RNN)."""
+        return [(T + 1, B, self.hidden_size)]
+
     def _init_params(self, rng):
         # PyTorch's rule: U(-1/sqrt(H), 1/sqrt(H)) for everything. Drawn in float64 and then
         # cast, so float32 and float64 cells with one seed start from the same numbers.
@@ -130,10 +136,13 @@ class Cell:
             What :meth:`backward` needs.
         """
         x = v.as_float_array("x", x, self.dtype, (None, None, self.input_size), "T, B, input_size")
-        states = self._states("state", state, x.shape[1])
-        out = self._impl.forward(x, *states, *self._param_list(), *self._options())
-        n = len(self._state_names)
-        return out[0], self._pack(list(out[1:1 + n])), Tape(self, x, tuple(out[1 + n:]))
+        T, B, _ = x.shape
+        states = self._states("state", state, B)
+        y = np.empty((T, B, self.output_size), self.dtype)
+        final = [np.empty((B, self.hidden_size), self.dtype) for _ in states]
+        tape = [np.empty(shape, self.dtype) for shape in self._tape_shapes(T, B)]
+        self._impl.forward_into(x, *states, *self._param_list(), *self._options(), y, *final, *tape)
+        return y, self._pack(final), Tape(self, x, tuple(tape))
 
     def backward(self, tape, dy, dstate=None, truncate=None):
         """Backpropagate through the sequence recorded in ``tape``.
@@ -168,10 +177,12 @@ class Cell:
         k = v.check_truncate(truncate)
         dy = v.as_float_array("dy", dy, self.dtype, (T, B, self.output_size), "T, B, output_size of the tape")
         dstates = self._states("dstate", dstate, B)
-        out = self._impl.backward(tape.x, *self._param_list(), *self._options(), *tape.arrays, dy, *dstates, k)
-        n = len(self._shapes)
-        grads = dict(zip(self._shapes, out[:n]))
-        return grads, out[n], self._pack(list(out[n + 1:]))
+        grads = {name: np.empty(shape, self.dtype) for name, shape in self._shapes.items()}
+        dx = np.empty_like(tape.x)
+        dstate0 = [np.empty_like(d) for d in dstates]
+        self._impl.backward_into(tape.x, *self._param_list(), *self._options(), *tape.arrays, dy, *dstates, k,
+                                 *grads.values(), dx, *dstate0)
+        return grads, dx, self._pack(dstate0)
 
     def __repr__(self):
         return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, dtype={self.dtype.name!r}, "

@@ -66,10 +66,18 @@ def train_step(cell, T, B, seed=0, truncate=None):
     dy = inputs["dy"]
     k = -1 if truncate is None else truncate
     impl = cell._impl
-    n_state = len(states)
+    T, B = x.shape[:2]
 
     def step():
-        out = impl.forward(x, *states, *params, *options)
-        return impl.backward(x, *params, *options, *out[1 + n_state:], dy, *dstates, k)
+        # Allocated anew each call, as the public layer does, so that no call reuses a result.
+        y = np.empty((T, B, cell.output_size), cell.dtype)
+        final = [np.empty_like(s) for s in states]
+        tape = [np.empty(shape, cell.dtype) for shape in cell._tape_shapes(T, B)]
+        impl.forward_into(x, *states, *params, *options, y, *final, *tape)
+        grads = [np.empty_like(p) for p in params]
+        dx = np.empty_like(x)
+        dstate0 = [np.empty_like(s) for s in states]
+        impl.backward_into(x, *params, *options, *tape, dy, *dstates, k, *grads, dx, *dstate0)
+        return grads, dx, dstate0
 
     return step

@@ -41,7 +41,7 @@ import numba
 import numpy as np
 
 from . import steps
-from ._jit import kernel
+from ._jit import inlined, kernel
 from .steps import rnn as rnn_step
 
 
@@ -110,7 +110,7 @@ def recur_forward(cell, option, xt, h0, c0, w_ih, w_hh, b_ih, b_hh, hs, cs, ys, 
             rnn_step.forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)
 
 
-@kernel
+@inlined
 def _sum_slots(rows, out, t):
     """out[t] (B, n) = sum over slots j of rows[j*B:(j+1)*B] for rows (slots*B, n)."""
     B, n = out.shape[1], out.shape[2]
@@ -125,7 +125,8 @@ def _sum_slots(rows, out, t):
 
 
 @kernel
-def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy, dh_n, dc_n, truncate):
+def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy, dh_n, dc_n, truncate,
+                   dw_ih, dw_hh, db_ih, db_hh, dxt, dh0, dc0):
     """Backpropagate through the recurrence with the per-output truncation horizon.
 
     ``truncate < 0`` means full BPTT. Otherwise the gradient of output t flows through steps
@@ -139,7 +140,7 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
     slots go through ``W_hh`` in one GEMM per step with (k+1)*B rows. Full BPTT (and any k >= T-1,
     which by definition equals it) needs a single slot.
 
-    Returns ``(dw_ih, dw_hh, db_ih, db_hh, dxt, dh0, dc0)``.
+    Writes ``dw_ih, dw_hh, db_ih, db_hh, dxt (T, B, I), dh0 (B, H), dc0 (B, C)``, given by the caller.
     """
     numba.literally(cell)
     T, B, I = xt.shape
@@ -161,7 +162,7 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
     slot_gh = np.empty((R, G), dtype) if separate_hh else slot_gi
     dgi = np.empty((T, B, G), dtype)
     dgh = np.empty((T, B, G), dtype) if separate_hh else dgi
-    dxt = np.zeros((T, B, I), dtype)
+    dxt[...] = 0.0
 
     previous = -1
     for s in range(T - 1, -1, -1):
@@ -201,20 +202,16 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
         previous = j
 
     # After step 0 every live slot holds a gradient at the initial state (outputs t <= k).
-    dh0 = np.empty((1, B, H), dtype)
-    dc0 = np.empty((1, B, C), dtype)
-    _sum_slots(carry_h, dh0, 0)
-    _sum_slots(carry_c, dc0, 0)
+    _sum_slots(carry_h, dh0.reshape(1, B, H), 0)
+    _sum_slots(carry_c, dc0.reshape(1, B, C), 0)
 
     # All weight gradients and the input gradient as single GEMMs over the T*B rows.
     gi = dgi.reshape(T * B, G)
     gh = dgh.reshape(T * B, G)
-    dw_ih = np.empty((G, I), dtype)
-    dw_hh = np.empty((G, H), dtype)
     mm_atb(gi, xt.reshape(T * B, I), dw_ih)
     mm_atb(gh, hs[:T].reshape(T * B, H), dw_hh)
-    db_ih = np.zeros(G, dtype)
-    db_hh = np.zeros(G, dtype)
+    db_ih[...] = 0.0
+    db_hh[...] = 0.0
     for r in range(T * B):
         for i in range(G):
             db_ih[i] += gi[r, i]
@@ -222,4 +219,3 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
     dx_from_gates = np.empty((T * B, I), dtype)
     mm_ab(gi, w_ih, dx_from_gates)
     dxt += dx_from_gates.reshape(T, B, I)
-    return dw_ih, dw_hh, db_ih, db_hh, dxt, dh0[0], dc0[0]

@@ -8,14 +8,14 @@ finite argument (tests feed |a| up to 1e4, both dtypes) and is accurate to a few
 float32 data: the cost is the same and float32 results are then correctly rounded or close.
 """
 
-from ._jit import scalar
+from ._jit import inlined
 
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 split in two so that n * ln2 is exact (Cody-Waite)
 _LN2_LO = 1.90821492927058770002e-10
 _INV_LN2 = 1.44269504088896338700e+00
 
 
-@scalar
+@inlined
 def _exp_neg(x):
     """exp(x) for x <= 0 (clamped at -40, where exp is below 5e-18 and only feeds a 1 + e)."""
     x = max(x, -40.0)
@@ -48,7 +48,7 @@ def _exp_neg(x):
     return p * s
 
 
-@scalar
+@inlined
 def sigmoid(a):
     """Logistic function 1 / (1 + exp(-a)), for any finite a."""
     # exp only sees -|a| <= 0, so it cannot overflow; e in (0, 1].
@@ -57,7 +57,7 @@ def sigmoid(a):
     return d if a >= 0 else e * d
 
 
-@scalar
+@inlined
 def tanh(a):
     """Hyperbolic tangent, for any finite a."""
     x = abs(a)
@@ -71,7 +71,7 @@ def tanh(a):
     return t if a >= 0 else -t
 
 
-@scalar
+@inlined
 def relu(a):
     """max(a, 0)."""
     return a if a > 0 else 0.0

@@ -95,3 +95,17 @@ def backward(x, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, hs, dy, dh
             if first == 0:
                 dh0 += dh
     return grads["weight_ih"], grads["weight_hh"], grads["bias_ih"], grads["bias_hh"], dx, dh0
+
+
+def forward_into(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, y, h_n, hs):
+    """:func:`forward`, writing into given arrays ``y``, ``h_n``, ``hs``."""
+    for out, value in zip((y, h_n, hs), forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity)):
+        out[...] = value
+
+
+def backward_into(x, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, hs, dy, dh_n, truncate,
+                  dweight_ih, dweight_hh, dbias_ih, dbias_hh, dx, dh0):
+    """:func:`backward`, writing the gradients into given arrays."""
+    grads = backward(x, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, hs, dy, dh_n, truncate)
+    for out, value in zip((dweight_ih, dweight_hh, dbias_ih, dbias_hh, dx, dh0), grads):
+        out[...] = value

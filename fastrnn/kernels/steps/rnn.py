@@ -1,12 +1,12 @@
 """Vanilla RNN step: h' = f(a), a = x W_ih^T + b_ih + h W_hh^T + b_hh, f chosen by ``option``."""
 
-from .._jit import kernel
+from .._jit import inlined
 from .._math import relu, sigmoid, tanh
 
 TANH, RELU, SIGMOID = 0, 1, 2
 
 
-@kernel
+@inlined
 def forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
     B, H = hp.shape
     for b in range(B):
@@ -22,7 +22,7 @@ def forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
             ys[t, b, i] = v
 
 
-@kernel
+@inlined
 def backward(option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
     R, H = dh.shape
     B = hs.shape[1]
