@@ -36,8 +36,12 @@ class BenchRow:
         return {**asdict(self), "speedup": self.speedup}
 
 
-def _per_call(fn, min_time):
-    """Seconds per call of ``fn``, calling it often enough that one measurement lasts ``min_time``."""
+def calibrate(fn, min_time):
+    """How many calls of ``fn`` make one measurement of at least ``min_time`` seconds.
+
+    The first call warms up: it compiles, or loads Numba's on-disk cache.
+    """
+    fn()
     number = 1
     while True:
         start = time.perf_counter()
@@ -45,21 +49,16 @@ def _per_call(fn, min_time):
             fn()
         elapsed = time.perf_counter() - start
         if elapsed >= min_time:
-            return elapsed / number, number
+            return number
         number = max(number * 2, int(number * min_time / max(elapsed, 1e-9) * 1.2))
 
 
-def best_of(fn, repeat=5, min_time=0.02):
-    """Minimum over ``repeat`` measurements of the time per call of ``fn``, in seconds."""
-    fn()  # warm-up: compiles on first use, or loads from the on-disk cache
-    _, number = _per_call(fn, min_time)
-    best = np.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        best = min(best, (time.perf_counter() - start) / number)
-    return best
+def per_call(fn, number):
+    """Seconds per call of ``fn``, averaged over ``number`` calls."""
+    start = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - start) / number
 
 
 def _api_step(cell, T, B, seed, truncate):
@@ -80,12 +79,14 @@ def bench_case(case, size, dtype="float64", truncate=None, repeat=5, min_time=0.
     kernel_step = train_step(fast, T, B, seed, truncate)
     reference_step = train_step(slow, T, B, seed, truncate)
     api_step = _api_step(fast, T, B, seed, truncate)
-    kernel = reference = api = np.inf
+    steps = (kernel_step, reference_step, api_step)
+    numbers = [calibrate(step, min_time) for step in steps]
+    best = [np.inf] * len(steps)
     # Interleave the three so that drift in the machine's speed hits them alike.
     for _ in range(repeat):
-        kernel = min(kernel, best_of(kernel_step, 1, min_time))
-        reference = min(reference, best_of(reference_step, 1, min_time))
-        api = min(api, best_of(api_step, 1, min_time))
+        for i, (step, number) in enumerate(zip(steps, numbers)):
+            best[i] = min(best[i], per_call(step, number))
+    kernel, reference, api = best
     return BenchRow(case.name, np.dtype(dtype).name, T, B, I, H, truncate,
                     kernel * 1e6, reference * 1e6, api * 1e6)
 

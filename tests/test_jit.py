@@ -12,6 +12,7 @@ import pytest
 
 import fastrnn.kernels
 from fastrnn.kernels import _jit
+from fastrnn.reference import rnn as reference_rnn
 
 
 def test_every_kernel_is_built_with_the_shared_options():
@@ -52,6 +53,11 @@ def test_kernels_callable_from_user_njit_code():
     expected = rnn.backward(x, *w, rnn.TANH, hs, dy, np.zeros((2, 4)), 2)[1]
     np.testing.assert_array_equal(y, expected_y)
     np.testing.assert_array_equal(dw_hh, expected)
+    # ... and the tuple-returning forms agree with the oracle, not only with themselves.
+    ref_y, _, ref_hs = reference_rnn.forward(x, h0, *w, reference_rnn.TANH)
+    ref_dw_hh = reference_rnn.backward(x, *w, reference_rnn.TANH, ref_hs, dy, np.zeros((2, 4)), 2)[1]
+    np.testing.assert_allclose(y, ref_y, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dw_hh, ref_dw_hh, rtol=1e-10, atol=1e-10)
 
 
 FRESH_PROCESS = textwrap.dedent("""

@@ -3,9 +3,11 @@
 Plain jitted functions, callable from Python and from your own ``@numba.njit`` code, with the same
 names and signatures as :mod:`fastrnn.reference.rnn`. ``forward``/``backward`` return new arrays;
 ``forward_into``/``backward_into`` write into arrays you give, which is what to call from Python
-in a loop: Numba spends ~0.4 µs handing each new array back to the interpreter. Arguments are C-contiguous arrays of one
-float dtype, time-major; ``nonlinearity`` is :data:`TANH`, :data:`RELU` or :data:`SIGMOID`.
-Nothing is validated here (:class:`fastrnn.RNN` does that): out-of-range codes mean sigmoid.
+in a loop: Numba spends ~0.4 µs handing each new array back to the interpreter.
+
+Arguments are C-contiguous arrays of one float dtype, time-major; ``nonlinearity`` is
+:data:`TANH`, :data:`RELU` or :data:`SIGMOID`. Nothing is validated here (:class:`fastrnn.RNN`
+does that): out-of-range codes mean sigmoid.
 """
 
 import numpy as np
