@@ -33,6 +33,23 @@ def _cpu_count():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+def _blas_threads(n):
+    """Pin every loaded BLAS (NumPy's and the one Numba calls through SciPy) to n threads.
+
+    Returns a context manager and a line saying what was done. Without threadpoolctl (the
+    ``bench`` extra) the BLAS libraries keep their own thread counts, and the line says so.
+    """
+    import contextlib
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext(), "BLAS threads: library default (install fastrnn[bench] to pin them)"
+    import scipy.linalg  # noqa: F401  (loads SciPy's BLAS, which the kernels call, so it is pinned too)
+
+    return threadpool_limits(limits=n, user_api="blas"), f"BLAS threads: {n}"
+
+
 def _bench(args):
     from . import bench
     from .registry import BY_NAME
@@ -48,15 +65,18 @@ def _bench(args):
               "(first use compiles, or loads Numba's on-disk cache)")
         print(bench.HEADER)
     progress = None if args.json else (lambda row: print(bench.format_row(row), flush=True))
-    rows = bench.run(args.cells, sizes, dtypes, args.truncate, args.repeat, args.min_time, progress)
+    limits, threads = _blas_threads(args.blas_threads)
+    with limits:
+        rows = bench.run(args.cells, sizes, dtypes, args.truncate, args.repeat, args.min_time, progress)
     if args.json:
-        json.dump({"environment": environment(), "rows": [r.as_dict() for r in rows]}, sys.stdout, indent=2)
+        json.dump({"environment": environment(), "blas_threads": threads, "rows": [r.as_dict() for r in rows]},
+                  sys.stdout, indent=2)
         print()
     else:
         if args.markdown:
             print()
             print(bench.format_markdown(rows))
-        print(f"\n{environment()}")
+        print(f"\n{environment()}; {threads}")
     return 0
 
 
@@ -71,6 +91,8 @@ def main(argv=None):
     b.add_argument("--truncate", type=int, default=None, metavar="K", help="per-output horizon (default: full BPTT)")
     b.add_argument("--repeat", type=int, default=5, help="interleaved repeats; the minimum is reported")
     b.add_argument("--min-time", type=float, default=0.02, help="seconds per measurement")
+    b.add_argument("--blas-threads", type=int, default=1, metavar="N",
+                   help="BLAS threads for both sides (default 1: a ratio of single-threaded code)")
     b.add_argument("--json", action="store_true", help="machine-readable output")
     b.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     args = parser.parse_args(argv)

@@ -41,14 +41,16 @@ import numba
 import numpy as np
 
 from . import steps
-from ._jit import inlined, kernel
+from ._jit import gemm, inlined, kernel
 from .steps import rnn as rnn_step
 
 
-# Below this many multiply-adds a plain loop beats a BLAS call, whose fixed cost is ~0.13 µs
-# from a kernel. The loops are written as row updates (out[i, :] += a[i, p] * b[p, :]) because
-# LLVM vectorises those; a dot-product reduction it may not reorder, so it stays scalar.
-SMALL_GEMM = 4096
+# Small products are written as loops rather than BLAS calls, whose fixed cost is ~0.1 µs from a
+# kernel: below SMALL_GEMM multiply-adds, and only when the innermost loop runs over at least
+# MIN_VECTOR contiguous elements, since LLVM vectorises that loop and nothing else (with n = 2 a
+# loop took twice as long as the BLAS call).
+SMALL_GEMM = 512
+MIN_VECTOR = 8
 
 
 @kernel
@@ -56,9 +58,10 @@ def mm_ab(a, b, out):
     """out = a @ b for a (m, k), b (k, n)."""
     m, k = a.shape
     n = b.shape[1]
-    if m * n * k > SMALL_GEMM:
+    if m * n * k > SMALL_GEMM or n < MIN_VECTOR:
         np.dot(a, b, out)
         return
+    # Row updates out[i, :] += a[i, p] * b[p, :]: the loop over j vectorises.
     for i in range(m):
         for j in range(n):
             out[i, j] = 0.0
@@ -68,12 +71,29 @@ def mm_ab(a, b, out):
                 out[i, j] += aip * b[p, j]
 
 
+@gemm
+def mm_abt(a, b, out):
+    """out = a @ b.T for a (m, k), b (n, k)."""
+    m, k = a.shape
+    n = b.shape[0]
+    if m * n * k > SMALL_GEMM or k < MIN_VECTOR:
+        np.dot(a, b.T, out)
+        return
+    # Dot products over contiguous rows: vectorised thanks to the reassoc flag of @gemm.
+    for i in range(m):
+        for j in range(n):
+            s = 0.0
+            for p in range(k):
+                s += a[i, p] * b[j, p]
+            out[i, j] = s
+
+
 @kernel
 def mm_atb(a, b, out):
     """out = a.T @ b for a (m, k), b (m, n)."""
     m, k = a.shape
     n = b.shape[1]
-    if m * n * k > SMALL_GEMM:
+    if m * n * k > SMALL_GEMM or n < MIN_VECTOR:
         np.dot(a.T, b, out)
         return
     out[...] = 0.0
@@ -92,12 +112,9 @@ def recur_forward(cell, option, xt, h0, c0, w_ih, w_hh, b_ih, b_hh, hs, cs, ys, 
     H = hs.shape[2]
     C = cs.shape[2]
     G = w_ih.shape[0]
-    # Transposed once per call so that every product below is of the a @ b form.
-    w_ih_t = np.ascontiguousarray(w_ih.T)
-    w_hh_t = np.ascontiguousarray(w_hh.T)
     # All input projections in one (T*B, I) x (I, G) GEMM instead of T small ones.
     xp = np.empty((T, B, G), dtype=xt.dtype)
-    mm_ab(xt.reshape(T * B, I), w_ih_t, xp.reshape(T * B, G))
+    mm_abt(xt.reshape(T * B, I), w_ih, xp.reshape(T * B, G))
     hp = np.empty((B, G), dtype=xt.dtype)
     for b in range(B):
         for i in range(H):
@@ -105,23 +122,23 @@ def recur_forward(cell, option, xt, h0, c0, w_ih, w_hh, b_ih, b_hh, hs, cs, ys, 
         for i in range(C):
             cs[0, b, i] = c0[b, i]
     for t in range(T):
-        mm_ab(hs[t], w_hh_t, hp)
+        mm_abt(hs[t], w_hh, hp)
         if cell == steps.RNN:
             rnn_step.forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)
 
 
 @inlined
-def _sum_slots(rows, out, t):
-    """out[t] (B, n) = sum over slots j of rows[j*B:(j+1)*B] for rows (slots*B, n)."""
-    B, n = out.shape[1], out.shape[2]
+def _sum_slots(rows, B, out, row0):
+    """out[row0 + b] = sum over slots j of rows[j*B + b], for rows (slots*B, n) and b < B."""
+    n = rows.shape[1]
     slots = rows.shape[0] // B
     for b in range(B):
         for i in range(n):
-            out[t, b, i] = rows[b, i]
+            out[row0 + b, i] = rows[b, i]
     for j in range(1, slots):
         for b in range(B):
             for i in range(n):
-                out[t, b, i] += rows[j * B + b, i]
+                out[row0 + b, i] += rows[j * B + b, i]
 
 
 @kernel
@@ -160,15 +177,15 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
     hprop = np.empty((R, H), dtype)
     slot_gi = np.empty((R, G), dtype)
     slot_gh = np.empty((R, G), dtype) if separate_hh else slot_gi
-    dgi = np.empty((T, B, G), dtype)
-    dgh = np.empty((T, B, G), dtype) if separate_hh else dgi
+    # Gradients at the pre-activations of every step, rows t*B ... t*B + B-1 for step t.
+    dgi = np.empty((T * B, G), dtype)
+    dgh = np.empty((T * B, G), dtype) if separate_hh else dgi
     dxt[...] = 0.0
 
     previous = -1
     for s in range(T - 1, -1, -1):
         j = 0 if full else s % slots
         lo = j * B
-        hi = lo + B
         for b in range(B):
             if not full:
                 # Output s takes over the slot of output s+k+1, whose horizon ends here.
@@ -189,9 +206,9 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
         if cell == steps.RNN:
             rnn_step.backward(option, s, xt, hs, cs, cache, dout, carry_h, carry_c, slot_gi, slot_gh,
                               dh_direct, dc_prev, dxt)
-        _sum_slots(slot_gi, dgi, s)
+        _sum_slots(slot_gi, B, dgi, s * B)
         if separate_hh:
-            _sum_slots(slot_gh, dgh, s)
+            _sum_slots(slot_gh, B, dgh, s * B)
         # Every slot's gradient at h_{s-1}: the W_hh path in one GEMM, plus the direct path.
         mm_ab(slot_gh, w_hh, hprop)
         for r in range(R):
@@ -202,20 +219,18 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
         previous = j
 
     # After step 0 every live slot holds a gradient at the initial state (outputs t <= k).
-    _sum_slots(carry_h, dh0.reshape(1, B, H), 0)
-    _sum_slots(carry_c, dc0.reshape(1, B, C), 0)
+    _sum_slots(carry_h, B, dh0, 0)
+    _sum_slots(carry_c, B, dc0, 0)
 
     # All weight gradients and the input gradient as single GEMMs over the T*B rows.
-    gi = dgi.reshape(T * B, G)
-    gh = dgh.reshape(T * B, G)
-    mm_atb(gi, xt.reshape(T * B, I), dw_ih)
-    mm_atb(gh, hs[:T].reshape(T * B, H), dw_hh)
+    mm_atb(dgi, xt.reshape(T * B, I), dw_ih)
+    mm_atb(dgh, hs[:T].reshape(T * B, H), dw_hh)
     db_ih[...] = 0.0
     db_hh[...] = 0.0
     for r in range(T * B):
         for i in range(G):
-            db_ih[i] += gi[r, i]
-            db_hh[i] += gh[r, i]
+            db_ih[i] += dgi[r, i]
+            db_hh[i] += dgh[r, i]
     dx_from_gates = np.empty((T * B, I), dtype)
-    mm_ab(gi, w_ih, dx_from_gates)
+    mm_ab(dgi, w_ih, dx_from_gates)
     dxt += dx_from_gates.reshape(T, B, I)

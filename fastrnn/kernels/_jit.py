@@ -49,6 +49,16 @@ def inlined(fn):
     return dispatcher
 
 
+def gemm(fn):
+    """Like :func:`kernel`, plus leave to LLVM the order of a sum's terms (``reassoc``) and fused
+    multiply-adds (``contract``): only then is a dot-product loop vectorised. Used for the small
+    matrix products only; it changes rounding like any BLAS does, and keeps NaN and inf semantics.
+    """
+    dispatcher = numba.njit(fastmath={"reassoc", "contract"}, **JIT_OPTIONS)(fn)
+    KERNELS.append(dispatcher)
+    return dispatcher
+
+
 def source_digest():
     """Hash of every kernel source file plus the Numba version."""
     digest = hashlib.sha256(numba.__version__.encode())
