@@ -79,7 +79,7 @@ class Cell:
         # cast, so float32 and float64 cells with one seed start from the same numbers.
         bound = 1.0 / math.sqrt(self.hidden_size)
         params = {name: rng.uniform(-bound, bound, size=shape).astype(self.dtype)
-                  for name, shape in self._shapes.items()}
+                  for name, shape in self._shapes.items() if self._present(shape)}
         H = self.hidden_size
         for block in self._forget_blocks:
             params["bias_ih"][block * H:(block + 1) * H] = 1.0
@@ -90,10 +90,21 @@ class Cell:
         """Feature size of the per-step output y."""
         return self.hidden_size
 
+    @staticmethod
+    def _present(shape):
+        # A zero-size shape marks a parameter the cell does not have in this configuration (+RNN's
+        # weight_in when input_size == hidden_size): the kernels get an empty array in its place.
+        return 0 not in shape
+
     def _param_list(self):
+        arrays = []
         for name, shape in self._shapes.items():
-            v.check_param(name, self.params.get(name), self.dtype, shape)
-        return [self.params[name] for name in self._shapes]
+            if self._present(shape):
+                v.check_param(name, self.params.get(name), self.dtype, shape)
+                arrays.append(self.params[name])
+            else:
+                arrays.append(np.empty(shape, self.dtype))
+        return arrays
 
     # -- state handling -----------------------------------------------------------------------
 
@@ -182,6 +193,7 @@ class Cell:
         dstate0 = [np.empty_like(d) for d in dstates]
         self._impl.backward_into(tape.x, *self._param_list(), *self._options(), *tape.arrays, dy, *dstates, k,
                                  *grads.values(), dx, *dstate0)
+        grads = {name: grad for name, grad in grads.items() if self._present(grad.shape)}
         return grads, dx, self._pack(dstate0)
 
     def __repr__(self):
@@ -221,3 +233,109 @@ class RNN(Cell):
 
     def _options(self):
         return (self._impl.NONLINEARITIES[self.nonlinearity],)
+
+
+class GRU(Cell):
+    r"""Gated recurrent unit, exactly PyTorch's ``nn.GRU`` (one layer); row blocks r, z, n:
+
+    .. math::
+        r_t &= \sigma(W_{ir} x_t + b_{ir} + W_{hr} h_{t-1} + b_{hr}) \\
+        z_t &= \sigma(W_{iz} x_t + b_{iz} + W_{hz} h_{t-1} + b_{hz}) \\
+        n_t &= \tanh(W_{in} x_t + b_{in} + r_t \odot (W_{hn} h_{t-1} + b_{hn})) \\
+        h_t &= (1 - z_t) \odot n_t + z_t \odot h_{t-1}, \quad y_t = h_t
+
+    Parameters
+    ----------
+    input_size, hidden_size : int
+        I and H.
+    dtype : {"float64", "float32"}
+    seed : int, optional
+        Seed of the U(-1/sqrt(H), 1/sqrt(H)) initialisation.
+    backend : {"numba", "numpy"}
+
+    Attributes
+    ----------
+    params : dict
+        ``weight_ih (3H, I)``, ``weight_hh (3H, H)``, ``bias_ih (3H,)``, ``bias_hh (3H,)``: PyTorch's
+        ``weight_ih_l0`` etc. without the suffix, so a state dict loads by renaming.
+    """
+
+    _module = "gru"
+    _blocks = 3
+
+    def _tape_shapes(self, T, B):
+        H = self.hidden_size
+        return [(T + 1, B, H), (T, B, 4 * H)]
+
+
+class LSTM(Cell):
+    r"""Long short-term memory, exactly PyTorch's ``nn.LSTM`` (one layer); row blocks i, f, g, o:
+
+    .. math::
+        i, f, g, o &= \sigma(a_i), \sigma(a_f), \tanh(a_g), \sigma(a_o),
+        \quad a = W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh} \\
+        c_t &= f \odot c_{t-1} + i \odot g, \quad h_t = o \odot \tanh(c_t), \quad y_t = h_t
+
+    The state is the pair ``(h, c)``, each (B, H); ``dstate`` likewise. Truncation cuts both
+    paths. Parameters as for :class:`GRU`, with 4H rows.
+    """
+
+    _module = "lstm"
+    _blocks = 4
+    _state_names = ("h", "c")
+
+    def _tape_shapes(self, T, B):
+        H = self.hidden_size
+        return [(T + 1, B, H), (T + 1, B, H), (T, B, 5 * H)]
+
+
+class UGRNN(Cell):
+    r"""Update-gate RNN (Collins, Sohl-Dickstein & Sussillo 2016); row blocks g (gate), c (candidate):
+
+    .. math::
+        g = \sigma(a_g), \quad c = \tanh(a_c), \quad h_t = g \odot h_{t-1} + (1 - g) \odot c, \quad y_t = h_t
+
+    with :math:`a = W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh}`. The gate block of ``bias_ih``
+    starts at 1.0 (the paper's reference implementation); everything else U(-1/sqrt(H), 1/sqrt(H)).
+    Parameters as for :class:`GRU`, with 2H rows.
+    """
+
+    _module = "ugrnn"
+    _blocks = 2
+    _forget_blocks = (0,)
+
+    def _tape_shapes(self, T, B):
+        H = self.hidden_size
+        return [(T + 1, B, H), (T, B, 2 * H)]
+
+
+class IntersectionRNN(Cell):
+    r"""Intersection RNN, "+RNN" (Collins, Sohl-Dickstein & Sussillo 2016); row blocks gh, h, gy, y:
+
+    .. math::
+        \tilde x_t &= W_{in} x_t + b_{in} \quad (\text{only when } I \ne H;\ \text{else } \tilde x_t = x_t) \\
+        g_h, \tilde h, g_y, \tilde y &= \sigma(a_{gh}), \tanh(a_h), \sigma(a_{gy}), \mathrm{relu}(a_y),
+        \quad a = W_{ih} \tilde x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh} \\
+        h_t &= g_h \odot h_{t-1} + (1 - g_h) \odot \tilde h \quad (\text{the state}) \\
+        y_t &= g_y \odot \tilde x_t + (1 - g_y) \odot \tilde y \quad (\text{the output, not fed back})
+
+    Built to be stacked deep: the output mixes the input back in. ``params``: ``weight_ih (4H, H)``,
+    ``weight_hh (4H, H)``, ``bias_ih (4H,)``, ``bias_hh (4H,)``, and when I != H ``weight_in (H, I)``,
+    ``bias_in (H,)``. The gh and gy blocks of ``bias_ih`` start at 1.0. With ``truncate=k``, y_t's
+    own read of h_{t-1} counts as step t's transition.
+    """
+
+    _module = "intersection"
+    _blocks = 4
+    _forget_blocks = (0, 2)
+
+    def _param_shapes(self):
+        H, I = self.hidden_size, self.input_size
+        # The projection exists only when the sizes differ; a zero-size shape marks it absent.
+        P = 0 if I == H else H
+        return {"weight_ih": (4 * H, H), "weight_hh": (4 * H, H), "bias_ih": (4 * H,), "bias_hh": (4 * H,),
+                "weight_in": (P, I), "bias_in": (P,)}
+
+    def _tape_shapes(self, T, B):
+        H = self.hidden_size
+        return [(T, B, H), (T + 1, B, H), (T, B, 4 * H)]

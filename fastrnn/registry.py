@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .cells import RNN
+from .cells import GRU, LSTM, RNN, UGRNN, IntersectionRNN
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,10 @@ CASES = (
     CellCase("rnn-tanh", RNN, {"nonlinearity": "tanh"}),
     CellCase("rnn-relu", RNN, {"nonlinearity": "relu"}),
     CellCase("rnn-sigmoid", RNN, {"nonlinearity": "sigmoid"}),
+    CellCase("gru", GRU),
+    CellCase("lstm", LSTM),
+    CellCase("ugrnn", UGRNN),
+    CellCase("irnn", IntersectionRNN),
 )
 
 BY_NAME = {case.name: case for case in CASES}

@@ -65,14 +65,23 @@ def test_modules_pair_by_name():
 
 
 def test_large_preactivations_stay_finite(case):
-    """|a| up to 1e4 must not overflow the activations in either dtype or backend."""
+    """Pre-activations of ±1e4 must not overflow the activations in either dtype or backend."""
     for dtype in ("float32", "float64"):
+        outputs = {}
         for backend in ("numba", "numpy"):
             cell = case.make(2, 3, dtype=dtype, seed=0, backend=backend)
-            x = np.array([[[1e4, -1e4]], [[-1e4, 1e4]], [[0.5, -0.5]]])
-            cell.params["weight_ih"][...] = 1.0
+            # Every weight matrix reads only the first feature, so each pre-activation is x[..., 0]
+            # (+RNN: through its projection too) plus a bias: ±1e4, saturating every gate.
+            for name, param in cell.params.items():
+                if name.startswith("weight"):
+                    param[...] = 0.0
+                    param[:, 0] = 1.0
+            x = np.array([[[1e4, 0.3]], [[-1e4, -0.3]], [[0.5, -0.5]], [[1e4, 0.0]]])
             y, state, tape = cell.forward(x)
             grads, dx, dstate = cell.backward(tape, np.ones_like(y))
-            for array in (y, dx, dstate, *grads.values()):
+            for array in (y, dx, *grads.values(), *(dstate if isinstance(dstate, tuple) else (dstate,))):
                 assert np.isfinite(array).all(), f"{case} {dtype} {backend}"
-            assert np.all(np.abs(y) <= 1e4)
+            # Saturated activations, or the input itself passed through (+RNN's y, relu): never more.
+            assert np.abs(y).max() <= 1e4 + 2, f"{case} {dtype} {backend}"
+            outputs[backend] = y
+        assert_close(outputs["numba"], outputs["numpy"], dtype, f"{case} {dtype} saturated outputs")

@@ -3,10 +3,10 @@
 your own ``@numba.njit`` code.
 """
 
-from . import rnn
+from . import gru, intersection, lstm, rnn, ugrnn
 from ._jit import invalidate_stale_cache
 
 # After every kernel module is imported (so all dispatchers exist) and before any is compiled.
 invalidate_stale_cache()
 
-__all__ = ["rnn"]
+__all__ = ["rnn", "gru", "lstm", "ugrnn", "intersection"]

@@ -42,7 +42,11 @@ import numpy as np
 
 from . import steps
 from ._jit import gemm, inlined, kernel
+from .steps import gru as gru_step
+from .steps import intersection as intersection_step
+from .steps import lstm as lstm_step
 from .steps import rnn as rnn_step
+from .steps import ugrnn as ugrnn_step
 
 
 # Small products are written as loops rather than BLAS calls, whose fixed cost is ~0.1 µs from a
@@ -123,8 +127,17 @@ def recur_forward(cell, option, xt, h0, c0, w_ih, w_hh, b_ih, b_hh, hs, cs, ys, 
             cs[0, b, i] = c0[b, i]
     for t in range(T):
         mm_abt(hs[t], w_hh, hp)
+        # One branch survives compilation: ``cell`` is a literal.
         if cell == steps.RNN:
             rnn_step.forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)
+        elif cell == steps.GRU:
+            gru_step.forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)
+        elif cell == steps.LSTM:
+            lstm_step.forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)
+        elif cell == steps.UGRNN:
+            ugrnn_step.forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)
+        elif cell == steps.INTERSECTION:
+            intersection_step.forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)
 
 
 @inlined
@@ -206,6 +219,18 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
         if cell == steps.RNN:
             rnn_step.backward(option, s, xt, hs, cs, cache, dout, carry_h, carry_c, slot_gi, slot_gh,
                               dh_direct, dc_prev, dxt)
+        elif cell == steps.GRU:
+            gru_step.backward(option, s, xt, hs, cs, cache, dout, carry_h, carry_c, slot_gi, slot_gh,
+                              dh_direct, dc_prev, dxt)
+        elif cell == steps.LSTM:
+            lstm_step.backward(option, s, xt, hs, cs, cache, dout, carry_h, carry_c, slot_gi, slot_gh,
+                               dh_direct, dc_prev, dxt)
+        elif cell == steps.UGRNN:
+            ugrnn_step.backward(option, s, xt, hs, cs, cache, dout, carry_h, carry_c, slot_gi, slot_gh,
+                                dh_direct, dc_prev, dxt)
+        elif cell == steps.INTERSECTION:
+            intersection_step.backward(option, s, xt, hs, cs, cache, dout, carry_h, carry_c, slot_gi, slot_gh,
+                                       dh_direct, dc_prev, dxt)
         _sum_slots(slot_gi, B, dgi, s * B)
         if separate_hh:
             _sum_slots(slot_gh, B, dgh, s * B)

@@ -2,11 +2,16 @@
 
 libm's ``exp`` and ``tanh`` are opaque calls that LLVM cannot vectorise (this llvmlite has no
 SVML), and cost ~10-20 ns per element. The versions here are plain arithmetic — range reduction,
-a polynomial and branch-free selects — so loops over them vectorise. Each stays finite for any
-finite argument (tests feed |a| up to 1e4, both dtypes) and is accurate to a few ulp of float64
-(tests compare with NumPy over a dense range). Everything is computed in float64, also for
-float32 data: the cost is the same and float32 results are then correctly rounded or close.
+a polynomial, a power of two built from its bits and branch-free selects — so loops over them
+vectorise (~2.4 ns per element). Each stays finite for any finite argument and is within 4 ulp
+of float64 (tests/test_math.py: a dense range, |a| up to 1e300, the subnormal tail of sigmoid).
+Everything is computed in float64, also for float32 data: the cost is the same and float32
+results are then within 1 ulp.
 """
+
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 from ._jit import inlined
 
@@ -15,15 +20,31 @@ _LN2_LO = 1.90821492927058770002e-10
 _INV_LN2 = 1.44269504088896338700e+00
 
 
+@intrinsic
+def _power_of_two(typingctx, n):
+    """2.0**n for an integer -1022 <= n <= 1023, built from its bits: one vector instruction."""
+    if not isinstance(n, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        value = context.cast(builder, args[0], signature.args[0], types.int64)
+        biased = builder.add(value, ir.Constant(ir.IntType(64), 1023))
+        return builder.bitcast(builder.shl(biased, ir.Constant(ir.IntType(64), 52)), ir.DoubleType())
+
+    return types.float64(n), codegen
+
+
 @inlined
 def _exp_parts(x):
-    """(s, q) with exp(x) = s * (1 + q) for x <= 0: s = 2^n exactly and q = e^r - 1, |r| <= ln2/2.
+    """(s1, s2, q) with exp(x) = s1 * s2 * (1 + q) for x <= 0, where s1 * s2 = 2^n and q = e^r - 1.
 
-    Keeping q apart gives both exp(x) = s + s*q and expm1(x) = s*q + (s - 1) without cancellation.
-    x is clamped at -40, where exp is below 5e-18 and only ever meets a 1 + e.
+    Keeping q apart gives both exp(x) = (s1 + s1*q) * s2 and expm1(x) = s*q + (s - 1) without
+    cancellation. 2^n comes as two normal factors so that exp(x) can round into the subnormals
+    like the true value. x is clamped at -746, below which exp(x) is zero in float64.
     """
-    x = max(x, -40.0)
-    n = float(int(x * _INV_LN2 - 0.5))  # round(x / ln2) for x <= 0; n in [-58, 0]
+    x = max(x, -746.0)
+    k = int(x * _INV_LN2 - 0.5)  # round(x / ln2) for x <= 0; k in [-1076, 0]
+    n = float(k)
     r = (x - n * _LN2_HI) - n * _LN2_LO  # |r| <= ln2 / 2
     # e^r - 1 = r * P(r), P(r) = sum_{i=0}^{12} r^i / (i+1)!, the Taylor series to degree 13
     # (truncation error < 1e-17 on |r| <= 0.347). Evaluated by Estrin's scheme rather than
@@ -44,21 +65,16 @@ def _exp_parts(x):
     p811 = p89 + r2 * p1011
     p812 = p811 + r4 * p12
     q = r * ((p03 + r4 * p47) + r8 * p812)
-    # 2^n, n = -m with m in [0, 58], from the bits of m (exact: powers of two), multiplied as a tree.
-    m = int(-n)
-    s01 = (0.5 if m & 1 else 1.0) * (0.25 if m & 2 else 1.0)
-    s23 = (0.0625 if m & 4 else 1.0) * (0.00390625 if m & 8 else 1.0)
-    s45 = (1.52587890625e-05 if m & 16 else 1.0) * (2.3283064365386963e-10 if m & 32 else 1.0)
-    s = (s01 * s23) * s45
-    return s, q
+    half = k >> 1  # floor(k / 2): both halves stay >= -538, normal numbers
+    return _power_of_two(half), _power_of_two(k - half), q
 
 
 @inlined
 def sigmoid(a):
     """Logistic function 1 / (1 + exp(-a)), for any finite a."""
-    # exp only sees -|a| <= 0, so it cannot overflow; e in (0, 1].
-    s, q = _exp_parts(-abs(a))
-    e = s + s * q
+    # exp only sees -|a| <= 0, so it cannot overflow; e in [0, 1].
+    s1, s2, q = _exp_parts(-abs(a))
+    e = (s1 + s1 * q) * s2
     d = 1.0 / (1.0 + e)
     return d if a >= 0 else e * d
 
@@ -67,7 +83,8 @@ def sigmoid(a):
 def tanh(a):
     """Hyperbolic tangent, for any finite a: tanh|a| = -m / (2 + m) with m = expm1(-2|a|) in (-1, 0]."""
     # Through expm1 rather than exp, 1 - e would cancel for small |a|.
-    s, q = _exp_parts(-2.0 * abs(a))
+    s1, s2, q = _exp_parts(-2.0 * abs(a))
+    s = s1 * s2
     m = s * q + (s - 1.0)
     t = -m / (2.0 + m)
     return t if a >= 0 else -t

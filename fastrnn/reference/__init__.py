@@ -4,6 +4,6 @@ One module per cell, with the same function names and signatures as :mod:`fastrn
 written from the equations, step by step, and sharing no code with the kernels.
 """
 
-from . import rnn
+from . import gru, intersection, lstm, rnn, ugrnn
 
-__all__ = ["rnn"]
+__all__ = ["rnn", "gru", "lstm", "ugrnn", "intersection"]

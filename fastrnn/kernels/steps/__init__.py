@@ -7,3 +7,7 @@ contract written in :mod:`fastrnn.kernels._driver`, which selects them by the ce
 
 # Cell ids, passed to the driver as compile-time literals so that it specialises per cell.
 RNN = 0
+GRU = 1
+LSTM = 2
+UGRNN = 3
+INTERSECTION = 4

@@ -1,0 +1,60 @@
+"""LSTM kernels, exactly PyTorch's ``nn.LSTM`` (one layer): row blocks i, f, g, o; state (h, c)
+(equations in :mod:`fastrnn.reference.lstm`).
+
+Plain jitted functions with the same names and signatures as :mod:`fastrnn.reference.lstm`,
+callable from Python and from your own ``@numba.njit`` code. The tape is ``hs``, ``cs``
+(T+1, B, H) and ``cache (T, B, 5H)``. Nothing is validated here (:class:`fastrnn.LSTM` does that).
+"""
+
+import numpy as np
+
+from ._driver import recur_backward, recur_forward
+from ._jit import kernel
+from .steps import LSTM as CELL
+
+
+@kernel
+def forward_into(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, y, h_n, c_n, hs, cs, cache):
+    """:func:`forward`, writing into given ``y``, ``h_n``, ``c_n``, ``hs``, ``cs``, ``cache``."""
+    T = x.shape[0]
+    recur_forward(CELL, 0, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, hs, cs, y, cache)
+    h_n[...] = hs[T]
+    c_n[...] = cs[T]
+
+
+@kernel
+def forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):
+    """x (T, B, I), h0, c0 (B, H) -> y (T, B, H), h_n, c_n (B, H), tape hs, cs (T+1, B, H), cache (T, B, 5H)."""
+    T, B, _ = x.shape
+    H = h0.shape[1]
+    y = np.empty((T, B, H), x.dtype)
+    h_n = np.empty((B, H), x.dtype)
+    c_n = np.empty((B, H), x.dtype)
+    hs = np.empty((T + 1, B, H), x.dtype)
+    cs = np.empty((T + 1, B, H), x.dtype)
+    cache = np.empty((T, B, 5 * H), x.dtype)
+    forward_into(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, y, h_n, c_n, hs, cs, cache)
+    return y, h_n, c_n, hs, cs, cache
+
+
+@kernel
+def backward_into(x, weight_ih, weight_hh, bias_ih, bias_hh, hs, cs, cache, dy, dh_n, dc_n, truncate,
+                  dweight_ih, dweight_hh, dbias_ih, dbias_hh, dx, dh0, dc0):
+    """:func:`backward`, writing the gradients into given arrays of the parameters' and inputs' shapes."""
+    recur_backward(CELL, 0, False, x, weight_ih, weight_hh, hs, cs, cache, dy, dh_n, dc_n, truncate,
+                   dweight_ih, dweight_hh, dbias_ih, dbias_hh, dx, dh0, dc0)
+
+
+@kernel
+def backward(x, weight_ih, weight_hh, bias_ih, bias_hh, hs, cs, cache, dy, dh_n, dc_n, truncate):
+    """Truncated BPTT (k >= 0, or -1 for full) -> dW_ih, dW_hh, db_ih, db_hh, dx, dh0, dc0."""
+    dweight_ih = np.empty_like(weight_ih)
+    dweight_hh = np.empty_like(weight_hh)
+    dbias_ih = np.empty_like(bias_ih)
+    dbias_hh = np.empty_like(bias_hh)
+    dx = np.empty_like(x)
+    dh0 = np.empty_like(dh_n)
+    dc0 = np.empty_like(dc_n)
+    backward_into(x, weight_ih, weight_hh, bias_ih, bias_hh, hs, cs, cache, dy, dh_n, dc_n, truncate,
+                  dweight_ih, dweight_hh, dbias_ih, dbias_hh, dx, dh0, dc0)
+    return dweight_ih, dweight_hh, dbias_ih, dbias_hh, dx, dh0, dc0

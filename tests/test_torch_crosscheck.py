@@ -1,0 +1,68 @@
+"""Optional cross-check with PyTorch (``pip install torch==2.13.0``; skipped without it).
+
+RNN, GRU and LSTM must compute what ``nn.RNN``/``nn.GRU``/``nn.LSTM`` compute, once PyTorch's
+``*_l0`` parameters are loaded by renaming: outputs, final states and every gradient of full BPTT.
+"""
+
+import numpy as np
+import pytest
+
+import fastrnn
+from fastrnn.registry import make_inputs
+
+from .conftest import assert_close, assert_state_close
+
+torch = pytest.importorskip("torch")
+
+CELLS = [
+    ("rnn-tanh", lambda I, H: torch.nn.RNN(I, H, nonlinearity="tanh"), lambda I, H, **kw: fastrnn.RNN(I, H, "tanh", **kw)),
+    ("rnn-relu", lambda I, H: torch.nn.RNN(I, H, nonlinearity="relu"), lambda I, H, **kw: fastrnn.RNN(I, H, "relu", **kw)),
+    ("gru", torch.nn.GRU, fastrnn.GRU),
+    ("lstm", torch.nn.LSTM, fastrnn.LSTM),
+]
+
+
+def _torch_state(state, dtype):
+    if isinstance(state, tuple):
+        return tuple(torch.tensor(s, dtype=dtype).unsqueeze(0).requires_grad_() for s in state)
+    return torch.tensor(state, dtype=dtype).unsqueeze(0).requires_grad_()
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name, make_torch, make_ours", CELLS, ids=[c[0] for c in CELLS])
+def test_matches_pytorch_after_renaming(name, make_torch, make_ours, dtype, backend):
+    T, B, I, H = 7, 3, 4, 5
+    torch_dtype = getattr(torch, dtype)
+    torch.manual_seed(0)
+    theirs = make_torch(I, H).to(torch_dtype)
+    ours = make_ours(I, H, dtype=dtype, backend=backend)
+    for param_name, value in theirs.state_dict().items():
+        ours.params[param_name.removesuffix("_l0")][...] = value.numpy()
+
+    inputs = make_inputs(ours, T, B, seed=1)
+    x, state, dy, dstate = (inputs[k] for k in ("x", "state", "dy", "dstate"))
+    y, final, tape = ours.forward(x, state)
+    grads, dx, dstate0 = ours.backward(tape, dy, dstate)
+
+    tx = torch.tensor(x, dtype=torch_dtype, requires_grad=True)
+    tstate = _torch_state(state, torch_dtype)
+    ty, tfinal = theirs(tx, tstate)
+    loss = (ty * torch.tensor(dy)).sum()
+    finals = tfinal if isinstance(tfinal, tuple) else (tfinal,)
+    dfinals = dstate if isinstance(dstate, tuple) else (dstate,)
+    for f, d in zip(finals, dfinals):
+        loss = loss + (f[0] * torch.tensor(d)).sum()
+    loss.backward()
+
+    what = f"{name} {dtype} {backend} vs torch {torch.__version__}"
+    assert_close(y, ty.detach().numpy(), dtype, f"{what}: y")
+    as_ours = tuple(f[0].detach().numpy() for f in finals)
+    assert_state_close(final, as_ours if isinstance(final, tuple) else as_ours[0], dtype, f"{what}: final state")
+    for param_name, param in theirs.named_parameters():
+        assert_close(grads[param_name.removesuffix("_l0")], param.grad.numpy(), dtype, f"{what}: d{param_name}")
+    assert_close(dx, tx.grad.numpy(), dtype, f"{what}: dx")
+    tstates = tstate if isinstance(tstate, tuple) else (tstate,)
+    ours0 = dstate0 if isinstance(dstate0, tuple) else (dstate0,)
+    for i, (mine, theirs_state) in enumerate(zip(ours0, tstates)):
+        assert_close(mine, theirs_state.grad[0].numpy(), dtype, f"{what}: dstate[{i}]")
