@@ -25,7 +25,7 @@ def forward_into(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, weight_in, bias_
     else:
         # The projection of every step in one (T*B, I) x (I, H) product.
         flat = xt.reshape(T * B, H)
-        mm_abt(x.reshape(T * B, I), weight_in, flat)
+        mm_abt(x.reshape(T * B, I), weight_in, np.ascontiguousarray(weight_in.T), flat)
         for r in range(T * B):
             for i in range(H):
                 flat[r, i] += bias_in[i]

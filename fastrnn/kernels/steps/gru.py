@@ -6,7 +6,8 @@ so the driver runs this cell with ``separate_hh``.
 """
 
 from .._jit import inlined
-from .._math import sigmoid, tanh
+from .._math import tanh
+from ._blocks import SIGMOID, activate
 
 
 @inlined
@@ -14,18 +15,16 @@ def forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
     B, G = hp.shape
     H = G // 3
     for b in range(B):
+        activate(SIGMOID, t, b, 0, 2 * H, xp, b_ih, hp, b_hh, cache)  # r and z (short loops: see _blocks)
         for i in range(H):
-            r = sigmoid(xp[t, b, i] + b_ih[i] + hp[b, i] + b_hh[i])
-            z = sigmoid(xp[t, b, H + i] + b_ih[H + i] + hp[b, H + i] + b_hh[H + i])
             hn = hp[b, 2 * H + i] + b_hh[2 * H + i]
-            n = tanh(xp[t, b, 2 * H + i] + b_ih[2 * H + i] + r * hn)
-            h = (1.0 - z) * n + z * hs[t, b, i]
+            cache[t, b, 3 * H + i] = hn
+            cache[t, b, 2 * H + i] = tanh(xp[t, b, 2 * H + i] + b_ih[2 * H + i] + cache[t, b, i] * hn)
+        for i in range(H):
+            z = cache[t, b, H + i]
+            h = (1.0 - z) * cache[t, b, 2 * H + i] + z * hs[t, b, i]
             hs[t + 1, b, i] = h
             ys[t, b, i] = h
-            cache[t, b, i] = r
-            cache[t, b, H + i] = z
-            cache[t, b, 2 * H + i] = n
-            cache[t, b, 3 * H + i] = hn
 
 
 @inlined

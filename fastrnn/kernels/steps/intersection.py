@@ -6,7 +6,7 @@ step adds gy ⊙ dout into ``dxt``. cache[t] holds gh, h̃, gy, ỹ.
 """
 
 from .._jit import inlined
-from .._math import relu, sigmoid, tanh
+from ._blocks import RELU, SIGMOID, TANH, activate
 
 
 @inlined
@@ -14,17 +14,17 @@ def forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
     B, G = hp.shape
     H = G // 4
     for b in range(B):
+        # Short loops over few arrays each, so that each one vectorises (see _blocks).
+        activate(SIGMOID, t, b, 0, H, xp, b_ih, hp, b_hh, cache)  # gh
+        activate(TANH, t, b, H, 2 * H, xp, b_ih, hp, b_hh, cache)  # h̃
+        activate(SIGMOID, t, b, 2 * H, 3 * H, xp, b_ih, hp, b_hh, cache)  # gy
+        activate(RELU, t, b, 3 * H, 4 * H, xp, b_ih, hp, b_hh, cache)  # ỹ
         for i in range(H):
-            gh = sigmoid(xp[t, b, i] + b_ih[i] + hp[b, i] + b_hh[i])
-            h_new = tanh(xp[t, b, H + i] + b_ih[H + i] + hp[b, H + i] + b_hh[H + i])
-            gy = sigmoid(xp[t, b, 2 * H + i] + b_ih[2 * H + i] + hp[b, 2 * H + i] + b_hh[2 * H + i])
-            y_new = relu(xp[t, b, 3 * H + i] + b_ih[3 * H + i] + hp[b, 3 * H + i] + b_hh[3 * H + i])
-            hs[t + 1, b, i] = gh * hs[t, b, i] + (1.0 - gh) * h_new
-            ys[t, b, i] = gy * xt[t, b, i] + (1.0 - gy) * y_new
-            cache[t, b, i] = gh
-            cache[t, b, H + i] = h_new
-            cache[t, b, 2 * H + i] = gy
-            cache[t, b, 3 * H + i] = y_new
+            g_h = cache[t, b, i]
+            hs[t + 1, b, i] = g_h * hs[t, b, i] + (1.0 - g_h) * cache[t, b, H + i]
+        for i in range(H):
+            g_y = cache[t, b, 2 * H + i]
+            ys[t, b, i] = g_y * xt[t, b, i] + (1.0 - g_y) * cache[t, b, 3 * H + i]
 
 
 @inlined

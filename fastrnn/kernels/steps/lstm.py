@@ -4,7 +4,8 @@ cache[t] holds i, f, g, o and tanh(c_t).
 """
 
 from .._jit import inlined
-from .._math import sigmoid, tanh
+from .._math import tanh
+from ._blocks import SIGMOID, TANH, activate
 
 
 @inlined
@@ -12,22 +13,18 @@ def forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
     B, G = hp.shape
     H = G // 4
     for b in range(B):
+        # Short loops over few arrays each, so that each one vectorises (see _blocks).
+        activate(SIGMOID, t, b, 0, 2 * H, xp, b_ih, hp, b_hh, cache)  # i, f
+        activate(TANH, t, b, 2 * H, 3 * H, xp, b_ih, hp, b_hh, cache)  # g
+        activate(SIGMOID, t, b, 3 * H, 4 * H, xp, b_ih, hp, b_hh, cache)  # o
         for i in range(H):
-            ig = sigmoid(xp[t, b, i] + b_ih[i] + hp[b, i] + b_hh[i])
-            fg = sigmoid(xp[t, b, H + i] + b_ih[H + i] + hp[b, H + i] + b_hh[H + i])
-            gg = tanh(xp[t, b, 2 * H + i] + b_ih[2 * H + i] + hp[b, 2 * H + i] + b_hh[2 * H + i])
-            og = sigmoid(xp[t, b, 3 * H + i] + b_ih[3 * H + i] + hp[b, 3 * H + i] + b_hh[3 * H + i])
-            c = fg * cs[t, b, i] + ig * gg
-            tanh_c = tanh(c)
-            h = og * tanh_c
-            cs[t + 1, b, i] = c
-            hs[t + 1, b, i] = h
-            ys[t, b, i] = h
-            cache[t, b, i] = ig
-            cache[t, b, H + i] = fg
-            cache[t, b, 2 * H + i] = gg
-            cache[t, b, 3 * H + i] = og
-            cache[t, b, 4 * H + i] = tanh_c
+            cs[t + 1, b, i] = cache[t, b, H + i] * cs[t, b, i] + cache[t, b, i] * cache[t, b, 2 * H + i]
+        for i in range(H):
+            cache[t, b, 4 * H + i] = tanh(cs[t + 1, b, i])
+        for i in range(H):
+            hs[t + 1, b, i] = cache[t, b, 3 * H + i] * cache[t, b, 4 * H + i]
+        for i in range(H):
+            ys[t, b, i] = hs[t + 1, b, i]
 
 
 @inlined
