@@ -34,7 +34,9 @@ round trip, and a dozen of them per step dominated small problems.
     ones ``gh`` (only when the cell sets ``separate_hh``; otherwise ``gh`` is ``gi``), the part
     of the gradient at ``h_{t-1}`` that does not pass through ``W_hh`` (``dh_direct``, e.g. GRU's
     ``z * dh``), the gradient at ``c_{t-1}``, and *adds* any direct gradient at x_t into
-    ``dxt[t]``. It must be linear in (dout, dh, dc), as every backward pass is.
+    ``dxt[t]`` (only a cell listed in ``steps.DIRECT_INPUT`` may: for the others ``dxt`` is
+    left unset until the input GEMM writes it). It must be linear in (dout, dh, dc), as every
+    backward pass is.
 """
 
 import numba
@@ -200,7 +202,9 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
     # Gradients at the pre-activations of every step, rows t*B ... t*B + B-1 for step t.
     dgi = np.empty((T * B, G), dtype)
     dgh = np.empty((T * B, G), dtype) if separate_hh else dgi
-    dxt[...] = 0.0
+    direct_input = cell in steps.DIRECT_INPUT
+    if direct_input:
+        dxt[...] = 0.0
 
     previous = -1
     for s in range(T - 1, -1, -1):
@@ -263,6 +267,10 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
         for i in range(G):
             db_ih[i] += dgi[r, i]
             db_hh[i] += dgh[r, i]
-    dx_from_gates = np.empty((T * B, I), dtype)
-    mm_ab(dgi, w_ih, dx_from_gates)
-    dxt += dx_from_gates.reshape(T, B, I)
+    if direct_input:
+        dx_from_gates = np.empty((T * B, I), dtype)
+        mm_ab(dgi, w_ih, dx_from_gates)
+        dxt += dx_from_gates.reshape(T, B, I)
+    else:
+        # No temporary: a fresh megabyte-sized one costs its page faults on every call.
+        mm_ab(dgi, w_ih, dxt.reshape(T * B, I))

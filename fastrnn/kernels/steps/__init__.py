@@ -11,3 +11,7 @@ GRU = 1
 LSTM = 2
 UGRNN = 3
 INTERSECTION = 4
+
+#: Cells whose backward step adds a direct gradient into dx (the +RNN's y reads x̃ itself); for the
+#: others dx is the input GEMM alone, written straight into the caller's array.
+DIRECT_INPUT = (INTERSECTION,)
