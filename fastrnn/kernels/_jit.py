@@ -29,11 +29,15 @@ KERNELS = []
 _STAMP_NAME = "fastrnn-kernels.sha256"
 
 
-def kernel(fn):
-    """Compile ``fn`` lazily with :data:`JIT_OPTIONS` and register it in :data:`KERNELS`."""
-    dispatcher = numba.njit(**JIT_OPTIONS)(fn)
+def _build(fn, **extra):
+    dispatcher = numba.njit(**extra, **JIT_OPTIONS)(fn)
     KERNELS.append(dispatcher)
     return dispatcher
+
+
+def kernel(fn):
+    """Compile ``fn`` lazily with :data:`JIT_OPTIONS` and register it in :data:`KERNELS`."""
+    return _build(fn)
 
 
 def inlined(fn):
@@ -44,9 +48,7 @@ def inlined(fn):
     15 ns against 4 ns per element) and for the per-step functions of the time loop (a call that
     passes a dozen arrays costs reference-count traffic on each of them, every step).
     """
-    dispatcher = numba.njit(inline="always", **JIT_OPTIONS)(fn)
-    KERNELS.append(dispatcher)
-    return dispatcher
+    return _build(fn, inline="always")
 
 
 def gemm(fn):
@@ -54,9 +56,7 @@ def gemm(fn):
     multiply-adds (``contract``): only then is a dot-product loop vectorised. Used for the small
     matrix products only; it changes rounding like any BLAS does, and keeps NaN and inf semantics.
     """
-    dispatcher = numba.njit(fastmath={"reassoc", "contract"}, **JIT_OPTIONS)(fn)
-    KERNELS.append(dispatcher)
-    return dispatcher
+    return _build(fn, fastmath={"reassoc", "contract"})
 
 
 def source_digest():

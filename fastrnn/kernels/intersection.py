@@ -56,13 +56,13 @@ def backward_into(x, weight_ih, weight_hh, bias_ih, bias_hh, weight_in, bias_in,
     H = dh_n.shape[1]
     cs = np.empty((T + 1, B, 0), x.dtype)
     none = np.empty((B, 0), x.dtype)
-    if weight_in.shape[0] == 0:
-        recur_backward(CELL, 0, False, xt, weight_ih, weight_hh, hs, cs, cache, dy, dh_n, none, truncate,
-                       dweight_ih, dweight_hh, dbias_ih, dbias_hh, dx, dh0, none)
-        return
-    dxt = np.empty((T, B, H), x.dtype)
+    project = weight_in.shape[0] > 0
+    # Without the projection x̃ is x, and its gradient is dx itself.
+    dxt = np.empty((T, B, H), x.dtype) if project else dx
     recur_backward(CELL, 0, False, xt, weight_ih, weight_hh, hs, cs, cache, dy, dh_n, none, truncate,
                    dweight_ih, dweight_hh, dbias_ih, dbias_hh, dxt, dh0, none)
+    if not project:
+        return
     # Through the projection x̃ = x W_in^T + b_in, again as single products over the T*B rows.
     flat = dxt.reshape(T * B, H)
     mm_atb(flat, x.reshape(T * B, I), dweight_in)

@@ -13,6 +13,32 @@ def sigmoid(a):
     return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
+class AffineGrads:
+    """Gradients of the affine part every cell shares, a = W_ih x + b_ih and W_hh h + b_hh, summed over steps.
+
+    ``add`` takes one step's input ``x_t (B, I)``, previous state ``h_prev (B, H)`` and the
+    gradients at the input-side and hidden-side pre-activations (the same array for every cell
+    but the GRU, whose n block sees the reset gate on the hidden side only).
+    """
+
+    def __init__(self, weight_ih, weight_hh, bias_ih, bias_hh):
+        self.weight_ih = np.zeros_like(weight_ih)
+        self.weight_hh = np.zeros_like(weight_hh)
+        self.bias_ih = np.zeros_like(bias_ih)
+        self.bias_hh = np.zeros_like(bias_hh)
+
+    def add(self, x_t, h_prev, d_input, d_hidden=None):
+        d_hidden = d_input if d_hidden is None else d_hidden
+        self.weight_ih += d_input.T @ x_t
+        self.weight_hh += d_hidden.T @ h_prev
+        self.bias_ih += d_input.sum(axis=0)
+        self.bias_hh += d_hidden.sum(axis=0)
+
+    def as_tuple(self):
+        """``dW_ih, dW_hh, db_ih, db_hh``."""
+        return self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
+
+
 def bptt(back_step, dy, dstate, truncate):
     """Backpropagation through time with the per-output horizon ``truncate``.
 

@@ -11,7 +11,7 @@ The tape is ``hs (T+1, B, H)`` and ``cache (T, B, 4H)`` = r, z, n and W_hn h_{t-
 
 import numpy as np
 
-from ._common import bptt, copy_into, sigmoid
+from ._common import AffineGrads, bptt, copy_into, sigmoid
 
 
 def forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
@@ -31,8 +31,7 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
 
 def backward(x, weight_ih, weight_hh, bias_ih, bias_hh, hs, cache, dy, dh_n, truncate):
     """BPTT with the per-output horizon ``truncate``. Returns ``dW_ih, dW_hh, db_ih, db_hh, dx, dh0``."""
-    dw_ih, dw_hh = np.zeros_like(weight_ih), np.zeros_like(weight_hh)
-    db_ih, db_hh = np.zeros_like(bias_ih), np.zeros_like(bias_hh)
+    grads = AffineGrads(weight_ih, weight_hh, bias_ih, bias_hh)
     dx = np.zeros_like(x)
 
     def back_step(t, dout, dstate):
@@ -45,15 +44,12 @@ def backward(x, weight_ih, weight_hh, bias_ih, bias_hh, hs, cache, dy, dh_n, tru
         da_r = da_n * hn * r * (1.0 - r)
         d_input = np.concatenate([da_r, da_z, da_n], axis=1)       # at W_ih x + b_ih
         d_hidden = np.concatenate([da_r, da_z, da_n * r], axis=1)  # at W_hh h + b_hh
-        dw_ih[...] += d_input.T @ x[t]
-        dw_hh[...] += d_hidden.T @ h_prev
-        db_ih[...] += d_input.sum(axis=0)
-        db_hh[...] += d_hidden.sum(axis=0)
+        grads.add(x[t], h_prev, d_input, d_hidden)
         dx[t] += d_input @ weight_ih
         return (d_hidden @ weight_hh + g * z,)
 
     (dh0,) = bptt(back_step, dy, (dh_n,), truncate)
-    return dw_ih, dw_hh, db_ih, db_hh, dx, dh0
+    return *grads.as_tuple(), dx, dh0
 
 
 def forward_into(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, y, h_n, hs, cache):

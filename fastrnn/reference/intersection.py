@@ -14,7 +14,7 @@ and signatures as :mod:`fastrnn.kernels.intersection`; shares no code with them.
 
 import numpy as np
 
-from ._common import bptt, copy_into, sigmoid
+from ._common import AffineGrads, bptt, copy_into, sigmoid
 
 
 def forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, weight_in, bias_in):
@@ -38,8 +38,7 @@ def backward(x, weight_ih, weight_hh, bias_ih, bias_hh, weight_in, bias_in, xt, 
     Returns ``dW_ih, dW_hh, db_ih, db_hh, dW_in, db_in, dx, dh0`` (dW_in, db_in empty without
     the projection).
     """
-    dw_ih, dw_hh = np.zeros_like(weight_ih), np.zeros_like(weight_hh)
-    db_ih, db_hh = np.zeros_like(bias_ih), np.zeros_like(bias_hh)
+    grads = AffineGrads(weight_ih, weight_hh, bias_ih, bias_hh)
     dxt = np.zeros_like(xt)
 
     def back_step(t, dout, dstate):
@@ -52,10 +51,7 @@ def backward(x, weight_ih, weight_hh, bias_ih, bias_hh, weight_in, bias_in, xt, 
             dout * (xt[t] - y_new) * gy * (1.0 - gy),
             dout * (1.0 - gy) * (y_new > 0),
         ], axis=1)
-        dw_ih[...] += da.T @ xt[t]
-        dw_hh[...] += da.T @ h_prev
-        db_ih[...] += da.sum(axis=0)
-        db_hh[...] += da.sum(axis=0)
+        grads.add(xt[t], h_prev, da)
         dxt[t] += da @ weight_ih + dout * gy
         return (da @ weight_hh + dh * gh,)
 
@@ -66,7 +62,7 @@ def backward(x, weight_ih, weight_hh, bias_ih, bias_hh, weight_in, bias_in, xt, 
         dx = dxt @ weight_in
     else:
         dw_in, db_in, dx = np.zeros_like(weight_in), np.zeros_like(bias_in), dxt
-    return dw_ih, dw_hh, db_ih, db_hh, dw_in, db_in, dx, dh0
+    return *grads.as_tuple(), dw_in, db_in, dx, dh0
 
 
 def forward_into(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, weight_in, bias_in, y, h_n, xt, hs, cache):

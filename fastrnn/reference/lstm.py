@@ -11,7 +11,7 @@ i, f, g, o and tanh(c_t).
 
 import numpy as np
 
-from ._common import bptt, copy_into, sigmoid
+from ._common import AffineGrads, bptt, copy_into, sigmoid
 
 
 def forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):
@@ -35,8 +35,7 @@ def backward(x, weight_ih, weight_hh, bias_ih, bias_hh, hs, cs, cache, dy, dh_n,
 
     Returns ``dW_ih, dW_hh, db_ih, db_hh, dx, dh0, dc0``.
     """
-    dw_ih, dw_hh = np.zeros_like(weight_ih), np.zeros_like(weight_hh)
-    db_ih, db_hh = np.zeros_like(bias_ih), np.zeros_like(bias_hh)
+    grads = AffineGrads(weight_ih, weight_hh, bias_ih, bias_hh)
     dx = np.zeros_like(x)
 
     def back_step(t, dout, dstate):
@@ -50,15 +49,12 @@ def backward(x, weight_ih, weight_hh, bias_ih, bias_hh, hs, cs, cache, dy, dh_n,
             dc_total * i * (1.0 - g * g),          # candidate
             dh_total * tanh_c * o * (1.0 - o),     # output gate
         ], axis=1)
-        dw_ih[...] += da.T @ x[t]
-        dw_hh[...] += da.T @ hs[t]
-        db_ih[...] += da.sum(axis=0)
-        db_hh[...] += da.sum(axis=0)
+        grads.add(x[t], hs[t], da)
         dx[t] += da @ weight_ih
         return da @ weight_hh, dc_total * f
 
     dh0, dc0 = bptt(back_step, dy, (dh_n, dc_n), truncate)
-    return dw_ih, dw_hh, db_ih, db_hh, dx, dh0, dc0
+    return *grads.as_tuple(), dx, dh0, dc0
 
 
 def forward_into(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, y, h_n, c_n, hs, cs, cache):

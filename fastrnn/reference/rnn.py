@@ -9,7 +9,7 @@ kernels: it is the oracle they are tested against.
 
 import numpy as np
 
-from ._common import bptt, copy_into, sigmoid
+from ._common import AffineGrads, bptt, copy_into, sigmoid
 
 # Codes of the ``nonlinearity`` argument, as in the kernels.
 TANH, RELU, SIGMOID = 0, 1, 2
@@ -51,22 +51,18 @@ def backward(x, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, hs, dy, dh
     Returns ``dW_ih, dW_hh, db_ih, db_hh, dx (T, B, I), dh0 (B, H)``.
     """
     fprime = DERIVATIVES[nonlinearity]
-    dw_ih, dw_hh = np.zeros_like(weight_ih), np.zeros_like(weight_hh)
-    db_ih, db_hh = np.zeros_like(bias_ih), np.zeros_like(bias_hh)
+    grads = AffineGrads(weight_ih, weight_hh, bias_ih, bias_hh)
     dx = np.zeros_like(x)
 
     def back_step(t, dout, dstate):
         (dh,) = dstate
         da = (dout + dh) * fprime(hs[t + 1])
-        dw_ih[...] += da.T @ x[t]
-        dw_hh[...] += da.T @ hs[t]
-        db_ih[...] += da.sum(axis=0)
-        db_hh[...] += da.sum(axis=0)
+        grads.add(x[t], hs[t], da)
         dx[t] += da @ weight_ih
         return (da @ weight_hh,)
 
     (dh0,) = bptt(back_step, dy, (dh_n,), truncate)
-    return dw_ih, dw_hh, db_ih, db_hh, dx, dh0
+    return *grads.as_tuple(), dx, dh0
 
 
 def forward_into(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, y, h_n, hs):

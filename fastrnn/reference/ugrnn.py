@@ -10,7 +10,7 @@ The tape is ``hs (T+1, B, H)`` and ``cache (T, B, 2H)`` = g, c.
 
 import numpy as np
 
-from ._common import bptt, copy_into, sigmoid
+from ._common import AffineGrads, bptt, copy_into, sigmoid
 
 
 def forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
@@ -27,8 +27,7 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
 
 def backward(x, weight_ih, weight_hh, bias_ih, bias_hh, hs, cache, dy, dh_n, truncate):
     """BPTT with the per-output horizon ``truncate``. Returns ``dW_ih, dW_hh, db_ih, db_hh, dx, dh0``."""
-    dw_ih, dw_hh = np.zeros_like(weight_ih), np.zeros_like(weight_hh)
-    db_ih, db_hh = np.zeros_like(bias_ih), np.zeros_like(bias_hh)
+    grads = AffineGrads(weight_ih, weight_hh, bias_ih, bias_hh)
     dx = np.zeros_like(x)
 
     def back_step(t, dout, dstate):
@@ -40,15 +39,12 @@ def backward(x, weight_ih, weight_hh, bias_ih, bias_hh, hs, cache, dy, dh_n, tru
             dh_total * (h_prev - c) * g * (1.0 - g),   # gate
             dh_total * (1.0 - g) * (1.0 - c * c),      # candidate
         ], axis=1)
-        dw_ih[...] += da.T @ x[t]
-        dw_hh[...] += da.T @ h_prev
-        db_ih[...] += da.sum(axis=0)
-        db_hh[...] += da.sum(axis=0)
+        grads.add(x[t], h_prev, da)
         dx[t] += da @ weight_ih
         return (da @ weight_hh + dh_total * g,)
 
     (dh0,) = bptt(back_step, dy, (dh_n,), truncate)
-    return dw_ih, dw_hh, db_ih, db_hh, dx, dh0
+    return *grads.as_tuple(), dx, dh0
 
 
 def forward_into(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, y, h_n, hs, cache):
