@@ -9,10 +9,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .registry import BY_NAME, CASES, make_inputs, train_step
-
-#: (T, B, I, H): the binary-addition network, a long thin sequence, a mid-sized batch.
-DEFAULT_SIZES = ((8, 1, 2, 16), (100, 1, 2, 16), (100, 16, 64, 64))
+from .registry import BY_NAME, CASES, STACKS, api_step, make_inputs, train_step
 
 
 @dataclass
@@ -61,25 +58,19 @@ def per_call(fn, number):
     return (time.perf_counter() - start) / number
 
 
-def _api_step(cell, T, B, seed, truncate):
-    inputs = make_inputs(cell, T, B, seed)
-
-    def step():
-        y, _, tape = cell.forward(inputs["x"], inputs["state"])
-        return cell.backward(tape, inputs["dy"], inputs["dstate"], truncate=truncate)
-
-    return step
-
-
 def bench_case(case, size, dtype="float64", truncate=None, repeat=5, min_time=0.02, seed=0):
-    """Time one forward+backward of ``case`` at ``size`` = (T, B, I, H) on both backends."""
+    """Time one forward+backward of ``case`` at ``size`` = (T, B, I, H) on both backends.
+
+    For a stack, "kernel" is the whole stack on the numba backend through its public methods
+    (the cells' kernels plus the interleaving around them), so it equals "via API".
+    """
     T, B, I, H = size
     fast = case.make(I, H, dtype=dtype, seed=seed, backend="numba")
     slow = case.make(I, H, dtype=dtype, seed=seed, backend="numpy")
     kernel_step = train_step(fast, T, B, seed, truncate)
     reference_step = train_step(slow, T, B, seed, truncate)
-    api_step = _api_step(fast, T, B, seed, truncate)
-    steps = (kernel_step, reference_step, api_step)
+    api = api_step(fast, make_inputs(fast, T, B, seed), truncate)
+    steps = (kernel_step, reference_step, api)
     numbers = [calibrate(step, min_time) for step in steps]
     best = [np.inf] * len(steps)
     # Interleave the three so that drift in the machine's speed hits them alike.
@@ -91,14 +82,17 @@ def bench_case(case, size, dtype="float64", truncate=None, repeat=5, min_time=0.
                     kernel * 1e6, reference * 1e6, api * 1e6)
 
 
-def run(cells=None, sizes=DEFAULT_SIZES, dtypes=("float64",), truncate=None, repeat=5, min_time=0.02,
+def run(cells=None, sizes=None, dtypes=("float64",), truncate=None, repeat=5, min_time=0.02,
         progress=None):
-    """Benchmark every requested cell, size and dtype; returns a list of :class:`BenchRow`."""
-    cases = CASES if not cells else [BY_NAME[name] for name in cells]
+    """Benchmark every requested cell or stack, size and dtype; returns a list of :class:`BenchRow`.
+
+    ``sizes=None`` times each registry case at its own sizes (``case.sizes``).
+    """
+    cases = CASES + STACKS if not cells else [BY_NAME[name] for name in cells]
     rows = []
     for case in cases:
         for dtype in dtypes:
-            for size in sizes:
+            for size in sizes or case.sizes:
                 row = bench_case(case, size, dtype, truncate, repeat, min_time)
                 rows.append(row)
                 if progress:
@@ -106,12 +100,12 @@ def run(cells=None, sizes=DEFAULT_SIZES, dtypes=("float64",), truncate=None, rep
     return rows
 
 
-HEADER = (f"{'cell':<12} {'dtype':<8} {'T':>4} {'B':>4} {'I':>4} {'H':>4}  "
+HEADER = (f"{'cell':<18} {'dtype':<8} {'T':>4} {'B':>4} {'I':>4} {'H':>4}  "
           f"{'kernel µs':>10} {'reference µs':>13} {'speedup':>8} {'via API µs':>11}")
 
 
 def format_row(row):
-    return (f"{row.cell:<12} {row.dtype:<8} {row.T:>4} {row.B:>4} {row.I:>4} {row.H:>4}  "
+    return (f"{row.cell:<18} {row.dtype:<8} {row.T:>4} {row.B:>4} {row.I:>4} {row.H:>4}  "
             f"{row.kernel_us:>10.1f} {row.reference_us:>13.1f} {row.speedup:>7.1f}x {row.api_us:>11.1f}")
 
 

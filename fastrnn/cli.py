@@ -59,7 +59,6 @@ def _bench(args):
         print(f"fastrnn bench: unknown cell {unknown[0]!r}; choose from {', '.join(BY_NAME)}", file=sys.stderr)
         return 2
     dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
-    sizes = args.size or bench.DEFAULT_SIZES
     if not args.json:
         print("forward+backward per call, min over repeats; speedup = reference / kernel "
               "(first use compiles, or loads Numba's on-disk cache)")
@@ -67,7 +66,7 @@ def _bench(args):
     progress = None if args.json else (lambda row: print(bench.format_row(row), flush=True))
     limits, threads = _blas_threads(args.blas_threads)
     with limits:
-        rows = bench.run(args.cells, sizes, dtypes, args.truncate, args.repeat, args.min_time, progress)
+        rows = bench.run(args.cells, args.size, dtypes, args.truncate, args.repeat, args.min_time, progress)
     if args.json:
         json.dump({"environment": environment(), "blas_threads": threads, "rows": [r.as_dict() for r in rows]},
                   sys.stdout, indent=2)
@@ -84,9 +83,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="fastrnn", description="Numba-compiled recurrent-network kernels.")
     commands = parser.add_subparsers(dest="command", required=True)
     b = commands.add_parser("bench", help="time kernels against their NumPy references, side by side")
-    b.add_argument("--cells", nargs="+", metavar="CELL", help="registry names, e.g. rnn-tanh (default: all)")
+    b.add_argument("--cells", nargs="+", metavar="CELL", help="registry names, e.g. rnn-tanh or gru-dilated-1-2-4 (default: all)")
     b.add_argument("--size", action="append", type=_size, metavar="TxBxIxH",
-                   help="a size to time; repeat for more (default: 8x1x2x16, 100x1x2x16, 100x16x64x64)")
+                   help="a size to time; repeat for more (default: each case's own sizes; for cells "
+                        "8x1x2x16, 100x1x2x16, 100x16x64x64)")
     b.add_argument("--dtype", choices=["float64", "float32", "both"], default="float64")
     b.add_argument("--truncate", type=int, default=None, metavar="K", help="per-output horizon (default: full BPTT)")
     b.add_argument("--repeat", type=int, default=5, help="interleaved repeats; the minimum is reported")

@@ -8,7 +8,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .cells import GRU, LSTM, RNN, UGRNN, IntersectionRNN
+from .cells import GRU, LSTM, RNN, UGRNN, Cell, IntersectionRNN
+from .stacks import Bidirectional, DilatedRNN, state_template, tree_map
+
+#: (T, B, I, H) timed by ``fastrnn bench`` unless asked otherwise: the binary-addition network,
+#: a long thin sequence, a mid-sized batch.
+CELL_SIZES = ((8, 1, 2, 16), (100, 1, 2, 16), (100, 16, 64, 64))
 
 
 @dataclass(frozen=True)
@@ -18,6 +23,7 @@ class CellCase:
     name: str
     cls: type
     options: dict = field(default_factory=dict)
+    sizes = CELL_SIZES
 
     def make(self, input_size, hidden_size, *, dtype="float64", seed=0, backend="numba"):
         return self.cls(input_size, hidden_size, dtype=dtype, seed=seed, backend=backend, **self.options)
@@ -36,13 +42,52 @@ CASES = (
     CellCase("irnn", IntersectionRNN),
 )
 
-BY_NAME = {case.name: case for case in CASES}
 
 
-def random_state(cell, batch, rng):
-    """A random state for ``cell`` (a tuple for multi-array states), in the cell's dtype."""
-    parts = [rng.standard_normal((batch, cell.hidden_size)).astype(cell.dtype) for _ in cell._state_names]
-    return parts[0] if len(parts) == 1 else tuple(parts)
+@dataclass(frozen=True)
+class StackCase:
+    """A :class:`DilatedRNN` recipe: per layer a cell case (a pair of them for a bidirectional
+    layer) and a dilation. Layer 0 reads I features; every layer has hidden size H."""
+
+    name: str
+    layers: tuple  # of (case name or (forward case name, backward case name), dilation)
+    sizes: tuple = ((128, 32, 8, 64),)
+
+    def make(self, input_size, hidden_size, *, dtype="float64", seed=0, backend="numba"):
+        cells, size = [], input_size
+        for i, (kind, _) in enumerate(self.layers):
+            def cell(name, j):
+                return BY_CELL_NAME[name].make(size, hidden_size, dtype=dtype, seed=seed + 2 * i + j,
+                                               backend=backend)
+            layer = Bidirectional(cell(kind[0], 0), cell(kind[1], 1)) if isinstance(kind, tuple) else cell(kind, 0)
+            cells.append(layer)
+            size = layer.output_size
+        return DilatedRNN(cells, [d for _, d in self.layers])
+
+    def __str__(self):
+        return self.name
+
+
+BY_CELL_NAME = {case.name: case for case in CASES}
+
+STACKS = (
+    # Issue 4's speed case: Chang et al.'s dilations 1, 2, 4 on GRUs.
+    StackCase("gru-dilated-1-2-4", (("gru", 1), ("gru", 2), ("gru", 4))),
+    # Every kind of cell in one stack, a bidirectional layer, and dilations that do not divide T.
+    StackCase("mixed-dilated", (("rnn-tanh", 1), (("lstm", "irnn"), 3), ("ugrnn", 7)), sizes=((64, 8, 8, 32),)),
+)
+
+BY_NAME = {case.name: case for case in CASES + STACKS}
+
+
+def random_state(core, batch, rng):
+    """A random state for a cell, bidirectional pair or stack, in its dtype."""
+    def draw(lead, template):
+        return tree_map(lambda size: rng.standard_normal((*lead, size)).astype(core.dtype), template)
+
+    if isinstance(core, DilatedRNN):
+        return [draw((d, batch), state_template(c)) for c, d in zip(core.cells, core.dilations)]
+    return draw((batch,), state_template(core))
 
 
 def make_inputs(cell, T, B, seed=0):
@@ -58,11 +103,14 @@ def make_inputs(cell, T, B, seed=0):
 def train_step(cell, T, B, seed=0, truncate=None):
     """A function running one forward + backward of ``cell``'s backend module directly.
 
-    The arguments are validated and converted once here, and the outputs allocated once, so the
+    For a stack (or bidirectional pair), one forward + backward through its public methods,
+    which is the work the caller's training loop does. For a cell, the arguments are validated and converted once here, and the outputs allocated once, so the
     returned callable times the kernel (or the reference) alone, through its ``_into`` functions,
     without the public layer's checks and allocations.
     """
     inputs = make_inputs(cell, T, B, seed)
+    if not isinstance(cell, Cell):
+        return api_step(cell, inputs, truncate)
     x = inputs["x"]
     states = cell._states("state", inputs["state"], B)
     dstates = cell._states("dstate", inputs["dstate"], B)
@@ -91,5 +139,14 @@ def train_step(cell, T, B, seed=0, truncate=None):
         forward_into(*forward_args)
         backward_into(*backward_args)
         return grads, dx, dstate0
+
+    return step
+
+
+def api_step(core, inputs, truncate=None):
+    """One forward + backward of ``core`` through its public methods, on ``make_inputs``'s arrays."""
+    def step():
+        y, _, tape = core.forward(inputs["x"], inputs["state"])
+        return core.backward(tape, inputs["dy"], inputs["dstate"], truncate=truncate)
 
     return step
