@@ -66,3 +66,40 @@ def test_matches_pytorch_after_renaming(name, make_torch, make_ours, dtype, back
     ours0 = dstate0 if isinstance(dstate0, tuple) else (dstate0,)
     for i, (mine, theirs_state) in enumerate(zip(ours0, tstates)):
         assert_close(mine, theirs_state.grad[0].numpy(), dtype, f"{what}: dstate[{i}]")
+
+
+def _rename(torch_name):
+    """``weight_ih_l1_reverse`` -> ``1.backward.weight_ih``; ``bias_hh_l0`` -> ``0.forward.bias_hh``."""
+    base, layer = torch_name.rsplit("_l", 1)
+    direction = "backward" if layer.endswith("_reverse") else "forward"
+    return f"{layer.removesuffix('_reverse')}.{direction}.{base}"
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_two_layer_bidirectional_stack_matches_pytorch(kind, backend):
+    """nn.GRU/nn.LSTM(num_layers=2, bidirectional=True) is a DilatedRNN of two Bidirectional layers
+    with dilations 1, 1: outputs and every parameter and input gradient (zero initial state)."""
+    T, B, I, H = 6, 2, 3, 4
+    torch.manual_seed(0)
+    cls = {"gru": (torch.nn.GRU, fastrnn.GRU), "lstm": (torch.nn.LSTM, fastrnn.LSTM)}[kind]
+    theirs = cls[0](I, H, num_layers=2, bidirectional=True).double()
+    layers = [fastrnn.Bidirectional(cls[1](n, H, backend=backend), cls[1](n, H, backend=backend)) for n in (I, 2 * H)]
+    ours = fastrnn.DilatedRNN(layers, [1, 1])
+    for name, value in theirs.state_dict().items():
+        ours.params[_rename(name)][...] = value.numpy()
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((T, B, I))
+    dy = rng.standard_normal((T, B, 2 * H))
+    y, _, tape = ours.forward(x)
+    grads, dx, _ = ours.backward(tape, dy)
+
+    tx = torch.tensor(x, requires_grad=True)
+    ty, _ = theirs(tx)
+    (ty * torch.tensor(dy)).sum().backward()
+    what = f"{kind} 2 layers bidirectional {backend} vs torch {torch.__version__}"
+    assert_close(y, ty.detach().numpy(), "float64", f"{what}: y")
+    for name, param in theirs.named_parameters():
+        assert_close(grads[_rename(name)], param.grad.numpy(), "float64", f"{what}: d{name}")
+    assert_close(dx, tx.grad.numpy(), "float64", f"{what}: dx")
