@@ -19,12 +19,13 @@ def forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
         activate(TANH, t, b, H, 2 * H, xp, b_ih, hp, b_hh, cache)  # h̃
         activate(SIGMOID, t, b, 2 * H, 3 * H, xp, b_ih, hp, b_hh, cache)  # gy
         activate(RELU, t, b, 3 * H, 4 * H, xp, b_ih, hp, b_hh, cache)  # ỹ
+        a = cache[t, b]
+        gate_h, cand_h, gate_y, cand_y = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
+        h_prev, h_new, x, y = hs[t, b], hs[t + 1, b], xt[t, b], ys[t, b]
         for i in range(H):
-            g_h = cache[t, b, i]
-            hs[t + 1, b, i] = g_h * hs[t, b, i] + (1.0 - g_h) * cache[t, b, H + i]
+            h_new[i] = gate_h[i] * h_prev[i] + (1.0 - gate_h[i]) * cand_h[i]
         for i in range(H):
-            g_y = cache[t, b, 2 * H + i]
-            ys[t, b, i] = g_y * xt[t, b, i] + (1.0 - g_y) * cache[t, b, 3 * H + i]
+            y[i] = gate_y[i] * x[i] + (1.0 - gate_y[i]) * cand_y[i]
 
 
 @inlined
@@ -33,16 +34,19 @@ def backward(option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_p
     B = hs.shape[1]
     for row in range(R):
         b = row % B
+        a = cache[t, b]
+        gate_h, cand_h, gate_y, cand_y = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
+        h_prev, x, d_out, d_h, d_direct, d_x = hs[t, b], xt[t, b], dout[row], dh[row], dh_direct[row], dxt[t, b]
+        gi_gh, gi_h, gi_gy, gi_y = gi[row, :H], gi[row, H:2 * H], gi[row, 2 * H:3 * H], gi[row, 3 * H:]
         for i in range(H):
-            g_h = cache[t, b, i]
-            h_new = cache[t, b, H + i]
-            g_y = cache[t, b, 2 * H + i]
-            y_new = cache[t, b, 3 * H + i]
-            dstate = dh[row, i]
-            dy = dout[row, i]
-            gi[row, i] = dstate * (hs[t, b, i] - h_new) * g_h * (1.0 - g_h)
-            gi[row, H + i] = dstate * (1.0 - g_h) * (1.0 - h_new * h_new)
-            gi[row, 2 * H + i] = dy * (xt[t, b, i] - y_new) * g_y * (1.0 - g_y)
-            gi[row, 3 * H + i] = dy * (1.0 - g_y) if y_new > 0 else 0.0
-            dh_direct[row, i] = dstate * g_h
-            dxt[t, b, i] += dy * g_y
+            g_h = gate_h[i]
+            h_new = cand_h[i]
+            g_y = gate_y[i]
+            dstate = d_h[i]
+            dy = d_out[i]
+            gi_gh[i] = dstate * (h_prev[i] - h_new) * g_h * (1.0 - g_h)
+            gi_h[i] = dstate * (1.0 - g_h) * (1.0 - h_new * h_new)
+            gi_gy[i] = dy * (x[i] - cand_y[i]) * g_y * (1.0 - g_y)
+            gi_y[i] = dy * (1.0 - g_y) if cand_y[i] > 0 else 0.0
+            d_direct[i] = dstate * g_h
+            d_x[i] += dy * g_y

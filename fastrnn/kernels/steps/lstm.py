@@ -17,14 +17,17 @@ def forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
         activate(SIGMOID, t, b, 0, 2 * H, xp, b_ih, hp, b_hh, cache)  # i, f
         activate(TANH, t, b, 2 * H, 3 * H, xp, b_ih, hp, b_hh, cache)  # g
         activate(SIGMOID, t, b, 3 * H, 4 * H, xp, b_ih, hp, b_hh, cache)  # o
+        a = cache[t, b]
+        ig, fg, gg, og, tanh_c = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:4 * H], a[4 * H:]
+        c_prev, c_new, h_new, y = cs[t, b], cs[t + 1, b], hs[t + 1, b], ys[t, b]
         for i in range(H):
-            cs[t + 1, b, i] = cache[t, b, H + i] * cs[t, b, i] + cache[t, b, i] * cache[t, b, 2 * H + i]
+            c_new[i] = fg[i] * c_prev[i] + ig[i] * gg[i]
         for i in range(H):
-            cache[t, b, 4 * H + i] = tanh(cs[t + 1, b, i])
+            tanh_c[i] = tanh(c_new[i])
         for i in range(H):
-            hs[t + 1, b, i] = cache[t, b, 3 * H + i] * cache[t, b, 4 * H + i]
-        for i in range(H):
-            ys[t, b, i] = hs[t + 1, b, i]
+            h = og[i] * tanh_c[i]
+            h_new[i] = h
+            y[i] = h
 
 
 @inlined
@@ -33,17 +36,16 @@ def backward(option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_p
     B = hs.shape[1]
     for row in range(R):
         b = row % B
+        a = cache[t, b]
+        ig, fg, gg, og, tanh_c = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:4 * H], a[4 * H:]
+        c_prev, d_out, d_h, d_c, d_c_prev = cs[t, b], dout[row], dh[row], dc[row], dc_prev[row]
+        gi_i, gi_f, gi_g, gi_o = gi[row, :H], gi[row, H:2 * H], gi[row, 2 * H:3 * H], gi[row, 3 * H:]
         for i in range(H):
-            ig = cache[t, b, i]
-            fg = cache[t, b, H + i]
-            gg = cache[t, b, 2 * H + i]
-            og = cache[t, b, 3 * H + i]
-            tanh_c = cache[t, b, 4 * H + i]
-            dh_total = dout[row, i] + dh[row, i]
-            dc_total = dc[row, i] + dh_total * og * (1.0 - tanh_c * tanh_c)
-            gi[row, i] = dc_total * gg * ig * (1.0 - ig)
-            gi[row, H + i] = dc_total * cs[t, b, i] * fg * (1.0 - fg)
-            gi[row, 2 * H + i] = dc_total * ig * (1.0 - gg * gg)
-            gi[row, 3 * H + i] = dh_total * tanh_c * og * (1.0 - og)
-            dh_direct[row, i] = 0.0
-            dc_prev[row, i] = dc_total * fg
+            dh_total = d_out[i] + d_h[i]
+            dc_total = d_c[i] + dh_total * og[i] * (1.0 - tanh_c[i] * tanh_c[i])
+            gi_i[i] = dc_total * gg[i] * ig[i] * (1.0 - ig[i])
+            gi_f[i] = dc_total * c_prev[i] * fg[i] * (1.0 - fg[i])
+            gi_g[i] = dc_total * ig[i] * (1.0 - gg[i] * gg[i])
+            gi_o[i] = dh_total * tanh_c[i] * og[i] * (1.0 - og[i])
+            d_c_prev[i] = dc_total * fg[i]
+        dh_direct[row, :] = 0.0

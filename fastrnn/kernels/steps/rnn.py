@@ -13,17 +13,19 @@ TANH, RELU, SIGMOID = 0, 1, 2
 def forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
     B, H = hp.shape
     for b in range(B):
+        # One-dimensional views per operand, so that the loops vectorise (see _blocks).
+        h, x, p, y = hs[t + 1, b], xp[t, b], hp[b], ys[t, b]
         if option == TANH:
             for i in range(H):
-                hs[t + 1, b, i] = tanh(xp[t, b, i] + b_ih[i] + hp[b, i] + b_hh[i])
+                h[i] = tanh(x[i] + b_ih[i] + p[i] + b_hh[i])
         elif option == RELU:
             for i in range(H):
-                hs[t + 1, b, i] = relu(xp[t, b, i] + b_ih[i] + hp[b, i] + b_hh[i])
+                h[i] = relu(x[i] + b_ih[i] + p[i] + b_hh[i])
         else:
             for i in range(H):
-                hs[t + 1, b, i] = sigmoid(xp[t, b, i] + b_ih[i] + hp[b, i] + b_hh[i])
+                h[i] = sigmoid(x[i] + b_ih[i] + p[i] + b_hh[i])
         for i in range(H):
-            ys[t, b, i] = hs[t + 1, b, i]
+            y[i] = h[i]
 
 
 @inlined
@@ -31,18 +33,15 @@ def backward(option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_p
     R, H = dh.shape
     B = hs.shape[1]
     for r in range(R):
-        b = r % B
+        v, d_out, d_h, g = hs[t + 1, r % B], dout[r], dh[r], gi[r]
         # Derivatives written in terms of the output v = f(a), as PyTorch does.
         if option == TANH:
             for i in range(H):
-                v = hs[t + 1, b, i]
-                gi[r, i] = (dout[r, i] + dh[r, i]) * (1.0 - v * v)
+                g[i] = (d_out[i] + d_h[i]) * (1.0 - v[i] * v[i])
         elif option == RELU:
             for i in range(H):
-                gi[r, i] = dout[r, i] + dh[r, i] if hs[t + 1, b, i] > 0 else 0.0
+                g[i] = d_out[i] + d_h[i] if v[i] > 0 else 0.0
         else:
             for i in range(H):
-                v = hs[t + 1, b, i]
-                gi[r, i] = (dout[r, i] + dh[r, i]) * v * (1.0 - v)
-        for i in range(H):
-            dh_direct[r, i] = 0.0
+                g[i] = (d_out[i] + d_h[i]) * v[i] * (1.0 - v[i])
+        dh_direct[r, :] = 0.0

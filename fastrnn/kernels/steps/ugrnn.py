@@ -12,11 +12,12 @@ def forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
         # Short loops over few arrays each, so that each one vectorises (see _blocks).
         activate(SIGMOID, t, b, 0, H, xp, b_ih, hp, b_hh, cache)  # g
         activate(TANH, t, b, H, 2 * H, xp, b_ih, hp, b_hh, cache)  # c
+        gate, cand = cache[t, b, :H], cache[t, b, H:]
+        h_prev, h_new, y = hs[t, b], hs[t + 1, b], ys[t, b]
         for i in range(H):
-            g = cache[t, b, i]
-            hs[t + 1, b, i] = g * hs[t, b, i] + (1.0 - g) * cache[t, b, H + i]
-        for i in range(H):
-            ys[t, b, i] = hs[t + 1, b, i]
+            h = gate[i] * h_prev[i] + (1.0 - gate[i]) * cand[i]
+            h_new[i] = h
+            y[i] = h
 
 
 @inlined
@@ -25,10 +26,13 @@ def backward(option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_p
     B = hs.shape[1]
     for row in range(R):
         b = row % B
+        gate, cand, h_prev = cache[t, b, :H], cache[t, b, H:], hs[t, b]
+        d_out, d_h, d_direct = dout[row], dh[row], dh_direct[row]
+        gi_g, gi_c = gi[row, :H], gi[row, H:]
         for i in range(H):
-            g = cache[t, b, i]
-            c = cache[t, b, H + i]
-            dh_total = dout[row, i] + dh[row, i]
-            gi[row, i] = dh_total * (hs[t, b, i] - c) * g * (1.0 - g)
-            gi[row, H + i] = dh_total * (1.0 - g) * (1.0 - c * c)
-            dh_direct[row, i] = dh_total * g
+            g = gate[i]
+            c = cand[i]
+            dh_total = d_out[i] + d_h[i]
+            gi_g[i] = dh_total * (h_prev[i] - c) * g * (1.0 - g)
+            gi_c[i] = dh_total * (1.0 - g) * (1.0 - c * c)
+            d_direct[i] = dh_total * g
