@@ -4,11 +4,18 @@ Cells (time-major, ``x`` of shape (T, B, I)): :class:`RNN`, :class:`GRU`, :class
 :class:`UGRNN` and :class:`IntersectionRNN`. Each has ``params``, ``forward(x, state=None)`` and
 ``backward(tape, dy, dstate=None, truncate=None)``. Layers combine into a :class:`DilatedRNN`
 (any cells, any dilations; all ones is a plain deep stack) and :class:`Bidirectional` pairs.
+:class:`Model` puts a linear head and a loss on any of them and trains it (:meth:`Model.fit`,
+optimizers :class:`SGD`, :class:`Adam`, :class:`RMSProp`); :func:`load` reads a saved model.
 """
+
+__version__ = "0.1.0"  # before the imports: io writes it into saved files
 
 from .cells import GRU, LSTM, RNN, UGRNN, Cell, IntersectionRNN, Tape
 from .stacks import Bidirectional, DilatedRNN
+from .model import DivergenceError, History, Model
+from .optim import SGD, Adam, RMSProp
+from .io import load
 
-__version__ = "0.1.0"
 
-__all__ = ["RNN", "GRU", "LSTM", "UGRNN", "IntersectionRNN", "DilatedRNN", "Bidirectional", "Cell", "Tape", "__version__"]
+__all__ = ["RNN", "GRU", "LSTM", "UGRNN", "IntersectionRNN", "DilatedRNN", "Bidirectional", "Cell", "Tape",
+           "Model", "History", "DivergenceError", "SGD", "Adam", "RMSProp", "load", "__version__"]

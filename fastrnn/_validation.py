@@ -30,6 +30,15 @@ def check_positive_int(name, value):
     return int(value)
 
 
+def check_seed(value):
+    """A Python or NumPy integer >= 0."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"seed: expected None or an int >= 0, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"seed: expected None or an int >= 0, got {value}")
+    return int(value)
+
+
 def check_choice(name, value, choices):
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")

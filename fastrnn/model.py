@@ -1,0 +1,386 @@
+"""Training: a recurrent core, a per-step linear head and a loss, fitted with (truncated) BPTT.
+
+Data are samples first, as in scikit-learn and Keras: ``X`` is (N, T, I); the core sees each
+batch time-major, (T, B, I).
+"""
+
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import _validation as v
+from ._params import PrefixedParams
+from .cells import Cell
+from .losses import LOSSES
+from .optim import clip_grad_norm, make_optimizer
+from .stacks import Bidirectional, DilatedRNN
+
+
+class DivergenceError(FloatingPointError):
+    """Raised by :meth:`Model.fit` when the loss, a gradient or a parameter stops being finite.
+
+    The model keeps the parameters of the last step that was finite.
+    """
+
+
+class History(dict):
+    """Per-epoch training record: ``history["loss"]``, ``["accuracy"]``, ``["val_loss"]``, ... as lists.
+
+    ``seconds`` holds the wall time of each epoch; it is kept apart so that two runs with the
+    same seed compare equal.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seconds = []
+
+    def append(self, metrics):
+        for key, value in metrics.items():
+            self.setdefault(key, []).append(value)
+
+
+class _Head:
+    """The per-step linear read-out z = y W^T + b; ``params`` is ``weight (O, H)``, ``bias (O,)``."""
+
+    def __init__(self, params):
+        self.params = params
+
+
+def _segments(T, tbptt):
+    """Chunks of TBPTT(k1, k2): (window start, chunk start, chunk end) for each chunk.
+
+    The chunk's outputs are steps [start, end); they backpropagate through the window
+    [window, end) of at most k2 steps (fewer at the beginning of the sequence).
+    """
+    if tbptt is None:
+        return [(0, 0, T)]
+    k1, k2 = tbptt
+    return [(max(0, min(s + k1, T) - k2), s, min(s + k1, T)) for s in range(0, T, k1)]
+
+
+def _check_tbptt(tbptt):
+    if tbptt is None:
+        return None
+    if isinstance(tbptt, tuple) and len(tbptt) == 2:
+        k1, k2 = (v.check_positive_int(f"tbptt[{i}]", k) for i, k in enumerate(tbptt))
+    else:
+        k1 = k2 = v.check_positive_int("tbptt", tbptt)
+    if k2 < k1:
+        raise ValueError(f"tbptt: expected k2 >= k1 in (k1, k2), got ({k1}, {k2})")
+    return k1, k2
+
+
+def _finite(arrays):
+    return all(np.isfinite(a).all() for a in arrays)
+
+
+class Model:
+    r"""A recurrent core with a linear head on each step's output, and a loss.
+
+    .. math:: z_t = W y_t + b, \quad \text{loss} = \frac{1}{P} \sum_{\text{positions}} \ell(z_t, \text{target}_t)
+
+    where ``y_t`` is the core's output and P the number of positions (samples times steps for
+    ``readout="all"``, samples for ``"last"``).
+
+    Parameters
+    ----------
+    core : Cell, Bidirectional or DilatedRNN
+        The recurrent part; its backend (numba or numpy) is the model's.
+    output_size : int
+        O, the number of classes or outputs.
+    loss : {"softmax_cross_entropy", "sigmoid_cross_entropy", "mse"}
+        Softmax cross-entropy takes integer class targets; the others float targets with O
+        features (sigmoid cross-entropy: values in [0, 1]).
+    readout : {"all", "last"}
+        A target at every step, or only at the last one.
+    seed : int, optional
+        Seeds the head's U(-1/sqrt(H), 1/sqrt(H)) initialisation and the order of batches in
+        :meth:`fit`.
+
+    Attributes
+    ----------
+    params : mapping
+        One live view: ``"core.<name>"`` for the core's arrays and ``"head.weight"`` (O, H),
+        ``"head.bias"`` (O,).
+    """
+
+    def __init__(self, core, output_size, *, loss="softmax_cross_entropy", readout="all", seed=None):
+        if not isinstance(core, (Cell, Bidirectional, DilatedRNN)):
+            raise TypeError(f"core: expected a fastrnn cell, Bidirectional or DilatedRNN, got {type(core).__name__}")
+        self.core = core
+        self.output_size = v.check_positive_int("output_size", output_size)
+        self.loss = LOSSES[v.check_choice("loss", loss, tuple(LOSSES))]()
+        self.readout = v.check_choice("readout", readout, ("all", "last"))
+        if seed is None:  # drawn once, so that a saved model still resumes exactly
+            seed = int(np.random.default_rng().integers(2**31))
+        self.seed = v.check_seed(seed)
+        rng = np.random.default_rng(self.seed)
+        H = core.output_size
+        bound = 1.0 / math.sqrt(H)
+        self.head = _Head({"weight": rng.uniform(-bound, bound, (self.output_size, H)).astype(core.dtype),
+                           "bias": rng.uniform(-bound, bound, self.output_size).astype(core.dtype)})
+        self.params = PrefixedParams({"core": core, "head": self.head})
+
+    dtype = property(lambda self: self.core.dtype)
+    backend = property(lambda self: self.core.backend)
+
+    # -- data ---------------------------------------------------------------------------------
+
+    def _check_X(self, X, name="X"):
+        return v.as_float_array(name, X, self.dtype, (None, None, self.core.input_size), "N, T, input_size")
+
+    def _check_Y(self, Y, N, T, name="Y"):
+        last = self.readout == "last"
+        if self.loss.integer_targets:
+            shape, hint = ((N,), "N") if last else ((N, T), "N, T")
+            array = np.asarray(Y)
+            if array.dtype.kind not in "iu":
+                raise TypeError(f"{name}: expected integer class labels for {self.loss.name}, got dtype "
+                                f"{array.dtype.name}")
+            if array.shape != shape:
+                raise ValueError(f"{name}: expected shape {shape} ({hint}), got {array.shape}")
+            if array.size and (array.min() < 0 or array.max() >= self.output_size):
+                raise ValueError(f"{name}: expected class labels in 0..{self.output_size - 1}, got values in "
+                                 f"{array.min()}..{array.max()}")
+            return array.astype(np.intp)
+        shape, hint = ((N, self.output_size), "N, output_size") if last else \
+            ((N, T, self.output_size), "N, T, output_size")
+        return v.as_float_array(name, Y, self.dtype, shape, hint)
+
+    @staticmethod
+    def _time_major(a):
+        return np.ascontiguousarray(np.swapaxes(a, 0, 1))
+
+    # -- one batch ----------------------------------------------------------------------------
+
+    def _head_forward(self, y):
+        return y @ self.head.params["weight"].T + self.head.params["bias"]
+
+    def _head_backward(self, y, dz):
+        """Gradients of the head from dz at outputs y (both (..., O) and (..., H)); returns dy too."""
+        weight = self.head.params["weight"]
+        flat_y = y.reshape(-1, y.shape[-1])
+        flat_dz = dz.reshape(-1, dz.shape[-1])
+        return {"head.weight": flat_dz.T @ flat_y, "head.bias": flat_dz.sum(axis=0)}, dz @ weight
+
+    def _logits(self, x):
+        """x (T, B, I) time-major -> logits (T, B, O) or (B, O)."""
+        y, _, _ = self.core.forward(x)
+        return self._head_forward(y[-1] if self.readout == "last" else y)
+
+    def _chunk_step(self, x, target, state, window, start, end, truncate):
+        """Forward over steps [window, end) from ``state``; backward of the losses of [start, end).
+
+        ``target`` is the batch's time-major target, (T, B, ...), or (B, ...) for "last". Returns
+        (loss sum, positions, correct, judged, grads, final state); with no loss in the chunk
+        (a chunk before the last one with ``readout="last"``) only the forward runs.
+        """
+        T = x.shape[0]
+        y, final, tape = self.core.forward(x[window:end], state)
+        if self.readout == "last" and end < T:
+            return 0.0, 0, 0, 0, None, final
+        dy = np.zeros_like(y)
+        own = y[-1] if self.readout == "last" else y[start - window:]
+        target = target if self.readout == "last" else target[start:end]
+        z = self._head_forward(own)
+        count = z.shape[0] if self.readout == "last" else z.shape[0] * z.shape[1]
+        value, dz = self.loss.value_and_grad(z, target, count)
+        correct, judged = self.loss.correct(z, target) if self.loss.has_accuracy else (0, 0)
+        if self.readout == "last":
+            grads, dy[-1] = self._head_backward(own, dz)
+        else:
+            grads, dy[start - window:] = self._head_backward(own, dz)
+        core_grads, _, _ = self.core.backward(tape, dy, truncate=truncate)
+        grads.update({f"core.{name}": g for name, g in core_grads.items()})
+        return value * count, count, correct, judged, grads, final
+
+    # -- public -------------------------------------------------------------------------------
+
+    def predict(self, X, batch_size=256):
+        """The head's output through the loss's link: class probabilities (softmax), sigmoid
+        probabilities, or raw values (mse).
+
+        Returns an array of shape (N, T, O) for ``readout="all"``, (N, O) for ``"last"``.
+        """
+        X = self._check_X(X)
+        outputs = []
+        for lo in range(0, len(X), batch_size):
+            z = self._logits(self._time_major(X[lo:lo + batch_size]))
+            outputs.append(self.loss.link(z if self.readout == "last" else np.swapaxes(z, 0, 1)))
+        return np.concatenate(outputs)
+
+    def evaluate(self, X, Y, batch_size=256):
+        """Mean loss over all positions, and accuracy where the loss has one (not for mse)."""
+        X = self._check_X(X)
+        Y = self._check_Y(Y, len(X), X.shape[1])
+        total, positions, correct, judged = 0.0, 0, 0, 0
+        for lo in range(0, len(X), batch_size):
+            z = self._logits(self._time_major(X[lo:lo + batch_size]))
+            target = Y[lo:lo + batch_size]
+            if self.readout == "all":
+                target = self._time_major(target)
+            count = z.shape[0] * (1 if self.readout == "last" else z.shape[1])
+            value, _ = self.loss.value_and_grad(z, target, count)
+            total += value * count
+            positions += count
+            if self.loss.has_accuracy:
+                c, n = self.loss.correct(z, target)
+                correct, judged = correct + c, judged + n
+        metrics = {"loss": total / positions}
+        if self.loss.has_accuracy:
+            metrics["accuracy"] = correct / judged
+        return metrics
+
+    def fit(self, X, Y, *, epochs, batch_size=32, optimizer="adam", tbptt=None, truncate=None, clip=None,
+            validation=None, progress=None, checkpoint=None, resume=False, synthetic_gradients=None):
+        """Train on (X, Y); returns the :class:`History`.
+
+        Parameters
+        ----------
+        X : array_like, shape (N, T, input_size)
+        Y : array_like
+            (N, T) integer classes or (N, T, O) floats for ``readout="all"``; (N,) or (N, O) for
+            ``"last"``.
+        epochs : int
+            Passes over the data. With ``resume=True`` the total, counting the saved ones.
+        batch_size : int
+            Samples per batch; batches are drawn in a seeded order, the same for the same seed.
+        optimizer : {"adam", "sgd", "rmsprop"} or Optimizer
+        tbptt : None, int K or (k1, k2)
+            Truncated BPTT (Williams & Peng): the sequence is consumed k1 steps at a time, the
+            state carried forward; after each chunk the losses of its k1 outputs are
+            backpropagated through the last k2 >= k1 steps (fewer at the start), whose entering
+            state is a constant, and the parameters are updated. K means (K, K). None: one update
+            per batch through the whole sequence.
+        truncate : None or int
+            The per-output horizon of :meth:`Cell.backward`, applied inside each window.
+        clip : float, optional
+            Rescale the gradients of each update so that their global L2 norm is at most this.
+        validation : (X, Y), optional
+            Evaluated after every epoch into ``val_loss`` (and ``val_accuracy``).
+        progress : bool, optional
+            A tqdm progress bar; by default only when standard error is a terminal.
+        checkpoint : str or path, optional
+            Saved (atomically) after every epoch, with the optimizer state and the history.
+        resume : bool
+            Continue from ``checkpoint`` if it exists: an interrupted and resumed run equals an
+            uninterrupted one bit for bit.
+        synthetic_gradients : None
+            Reserved for decoupled training; not available yet.
+
+        Raises
+        ------
+        DivergenceError
+            When the loss, a gradient or a parameter becomes non-finite; the model then keeps the
+            parameters of the last finite step.
+        """
+        from . import io  # noqa: PLC0415  (io imports this module)
+
+        if synthetic_gradients is not None:
+            raise NotImplementedError("synthetic_gradients: decoupled training is not available in this version")
+        epochs = v.check_positive_int("epochs", epochs)
+        batch_size = v.check_positive_int("batch_size", batch_size)
+        tbptt = _check_tbptt(tbptt)
+        k = v.check_truncate(truncate)
+        truncate = None if k < 0 else k
+        if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0):
+            raise ValueError(f"clip: expected None or a number > 0, got {clip!r}")
+        X = self._check_X(X)
+        N, T = X.shape[:2]
+        Y = self._check_Y(Y, N, T)
+        if validation is not None:
+            if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+                raise TypeError("validation: expected a pair (X, Y)")
+            Xv = self._check_X(validation[0], "validation[0]")
+            Yv = self._check_Y(validation[1], len(Xv), Xv.shape[1], "validation[1]")
+        optimizer = make_optimizer(optimizer)
+        history = History()
+        first_epoch = 0
+        if checkpoint is not None and resume and os.path.exists(checkpoint):
+            first_epoch, history = io.restore_checkpoint(self, optimizer, checkpoint)
+        bar = _progress_bar(progress, total=(epochs - first_epoch) * math.ceil(N / batch_size))
+        step = optimizer.steps
+        segments = _segments(T, tbptt)
+        try:
+            for epoch in range(first_epoch, epochs):
+                began = time.perf_counter()
+                order = np.random.default_rng([self.seed, epoch]).permutation(N)
+                total, positions, correct, judged = 0.0, 0, 0, 0
+                for batch, lo in enumerate(range(0, N, batch_size)):
+                    idx = np.sort(order[lo:lo + batch_size])
+                    x = self._time_major(X[idx])
+                    target = Y[idx] if self.readout == "last" else self._time_major(Y[idx])
+                    states = {0: None}  # the state entering each window, by its first step
+                    for i, (window, start, end) in enumerate(segments):
+                        value, count, c, n, grads, states[end] = self._chunk_step(
+                            x, target, states[window], window, start, end, truncate)
+                        following = segments[i + 1][0] if i + 1 < len(segments) else end
+                        if following not in states:
+                            # The next window starts inside this one: its entering state is a
+                            # constant, computed with the parameters of this chunk's forward.
+                            _, states[following], _ = self.core.forward(x[window:following], states[window])
+                        if count:
+                            step += 1
+                            self._apply(optimizer, grads, value / count, clip, step, epoch, batch)
+                        total, positions, correct, judged = total + value, positions + count, correct + c, judged + n
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(epoch=epoch + 1, loss=f"{total / max(positions, 1):.4g}")
+                metrics = {"loss": total / positions}
+                if self.loss.has_accuracy:
+                    metrics["accuracy"] = correct / judged
+                if validation is not None:
+                    metrics.update({f"val_{key}": value for key, value in self.evaluate(Xv, Yv).items()})
+                history.append(metrics)
+                history.seconds.append(time.perf_counter() - began)
+                if checkpoint is not None:
+                    io.save(self, checkpoint, optimizer=optimizer, epoch=epoch + 1, history=history)
+        finally:
+            if bar is not None:
+                bar.close()
+        return history
+
+    def _apply(self, optimizer, grads, loss, clip, step, epoch, batch):
+        """One optimizer update, refused (with the parameters left as they were) if anything is not finite."""
+        where = f"step {step} (epoch {epoch + 1}, batch {batch + 1})"
+        if not math.isfinite(loss):
+            raise DivergenceError(f"fit: the loss became {loss} at {where}; training stopped, and the model "
+                                  f"keeps the parameters it had before this step")
+        if not _finite(grads.values()):
+            bad = next(name for name, g in grads.items() if not np.isfinite(g).all())
+            raise DivergenceError(f"fit: the gradient of {bad!r} became non-finite at {where}; training "
+                                  f"stopped, and the model keeps the parameters it had before this step")
+        if clip is not None:
+            clip_grad_norm(grads, clip)
+        backup = {name: p.copy() for name, p in self.params.items()}
+        optimizer.step(self.params, grads)
+        if not _finite(self.params.values()):
+            for name, value in backup.items():
+                self.params[name][...] = value
+            raise DivergenceError(f"fit: the update at {where} made the parameters non-finite; training "
+                                  f"stopped, and the model keeps the parameters it had before this step")
+
+    def save(self, path, **training):
+        """Write the model to ``path`` (.npz), atomically; :func:`fastrnn.load` reads it back."""
+        from . import io  # noqa: PLC0415
+
+        io.save(self, path, **training)
+
+    def __repr__(self):
+        return (f"Model({self.core!r}, {self.output_size}, loss={self.loss.name!r}, readout={self.readout!r}, "
+                f"seed={self.seed})")
+
+
+def _progress_bar(progress, total):
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if not progress:
+        return None
+    try:
+        from tqdm.auto import tqdm  # noqa: PLC0415
+    except ImportError:
+        raise ImportError("progress=True needs tqdm: pip install 'fastrnn[examples]'") from None
+    return tqdm(total=total, unit="batch", leave=False)
