@@ -1,4 +1,4 @@
-"""Command line: ``fastrnn bench`` (also ``python -m fastrnn bench``)."""
+"""Command line: ``fastrnn train TASK`` and ``fastrnn bench`` (also as ``python -m fastrnn ...``)."""
 
 import argparse
 import json
@@ -79,9 +79,111 @@ def _bench(args):
     return 0
 
 
+def _train(args):
+    import time
+
+    import numpy as np
+
+    from . import bench
+    from .tasks import TASKS
+
+    task = TASKS[args.task]
+    if args.text is not None:
+        if args.task != "text":
+            print("fastrnn train: --text applies to the text task only", file=sys.stderr)
+            return 2
+        task.path = args.text
+    try:
+        train, test = task.data("full", seed=args.seed)
+        model = task.model(args.cell, args.hidden, args.backend, args.seed, input_size=train[0].shape[2])
+    except (ValueError, FileNotFoundError, ImportError) as error:
+        print(f"fastrnn train: {error}", file=sys.stderr)
+        return 2
+    options = task.fit_kwargs()
+    if args.batch_size:
+        options["batch_size"] = args.batch_size
+    epochs = args.epochs or task.epochs
+    print(f"{task.name}: {task.description}")
+    print(f"model: {model!r}")
+    print(f"data: {len(train[0])} training and {len(test[0])} test sequences of {train[0].shape[1]} steps; "
+          f"{epochs} epochs, {options}")
+    began = time.perf_counter()
+    history = model.fit(*train, epochs=epochs, validation=test, progress=args.progress, **options)
+    wall = time.perf_counter() - began
+    last = {key: values[-1] for key, values in history.items()}
+    print("final: " + ", ".join(f"{key} {value:.4g}" for key, value in last.items()))
+    report = task.report(model, train, test)
+    verdict = "reached" if report["reached"] else "NOT reached"
+    relation = ">=" if task.higher_is_better else "<"
+    print(f"{report['metric']}: {report['value']:.4g} (target {relation} {report['target']:.4g}: {verdict})")
+    print(f"wall time: {wall:.2f} s for {epochs} epochs on the {args.backend} backend "
+          f"(Numba compiles each kernel on first use, or loads its on-disk cache)")
+
+    # The same training step on both backends, side by side in this process.
+    batch = options["batch_size"]
+    step_options = {k: val for k, val in options.items() if k != "batch_size"}
+    X, Y = train[0][:batch], train[1][:batch]
+    steps = []
+    for backend in ("numba", "numpy"):
+        twin = task.model(args.cell, args.hidden, backend, args.seed, input_size=train[0].shape[2])
+        steps.append(lambda twin=twin: twin.fit(X, Y, epochs=1, batch_size=batch, progress=False,
+                                                **{**step_options, "optimizer": task.fit_kwargs()["optimizer"]}))
+    limits, threads = _blas_threads(1)
+    with limits:
+        numbers = [bench.calibrate(step, 0.05) for step in steps]
+        best = [np.inf, np.inf]
+        for _ in range(3):
+            for i, (step, number) in enumerate(zip(steps, numbers)):
+                best[i] = min(best[i], bench.per_call(step, number))
+    print(f"training step (batch {batch}, forward + backward + update): numba {best[0] * 1e3:.3g} ms, "
+          f"NumPy reference {best[1] * 1e3:.3g} ms: {best[1] / best[0]:.1f}x ({threads})")
+    if args.plot:
+        _plot(history, args.plot, task.name)
+        print(f"loss curve written to {args.plot}")
+    return 0
+
+
+def _plot(history, path, title):
+    try:
+        import matplotlib  # noqa: PLC0415
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError:
+        raise SystemExit("fastrnn train --plot needs matplotlib: pip install 'fastrnn[examples]'") from None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    epochs = range(1, len(history["loss"]) + 1)
+    ax.plot(epochs, history["loss"], label="training loss")
+    if "val_loss" in history:
+        ax.plot(epochs, history["val_loss"], label="test loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.set_title(f"fastrnn train {title}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="fastrnn", description="Numba-compiled recurrent-network kernels.")
     commands = parser.add_subparsers(dest="command", required=True)
+    from .registry import BY_CELL_NAME
+    from .tasks import TASKS
+
+    t = commands.add_parser("train", help="train a built-in task; report its metrics and speed against the reference")
+    t.add_argument("task", choices=list(TASKS), help="; ".join(f"{n}: {task.description}" for n, task in TASKS.items()))
+    t.add_argument("--cell", choices=list(BY_CELL_NAME), help="the recurrent cell (default: the task's own)")
+    t.add_argument("--hidden", type=int, metavar="H", help="hidden size (default: the task's own)")
+    t.add_argument("--epochs", type=int, help="passes over the training data (default: the task's own)")
+    t.add_argument("--batch-size", type=int, help="sequences per update (default: the task's own)")
+    t.add_argument("--backend", choices=["numba", "numpy"], default="numba")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--text", metavar="FILE", help="for the text task: train on this UTF-8 file instead")
+    t.add_argument("--plot", metavar="PNG", help="write the loss curve to this file (needs matplotlib)")
+    t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: only on a terminal)")
     b = commands.add_parser("bench", help="time kernels against their NumPy references, side by side")
     b.add_argument("--cells", nargs="+", metavar="CELL", help="registry names, e.g. rnn-tanh or gru-dilated-1-2-4 (default: all)")
     b.add_argument("--size", action="append", type=_size, metavar="TxBxIxH",
@@ -98,6 +200,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.command == "bench":
         return _bench(args)
+    if args.command == "train":
+        return _train(args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

@@ -4,6 +4,7 @@ Data are samples first, as in scikit-learn and Keras: ``X`` is (N, T, I); the co
 batch time-major, (T, B, I).
 """
 
+import contextlib
 import math
 import os
 import sys
@@ -189,6 +190,8 @@ class Model:
         count = z.shape[0] if self.readout == "last" else z.shape[0] * z.shape[1]
         value, dz = self.loss.value_and_grad(z, target, count)
         correct, judged = self.loss.correct(z, target) if self.loss.has_accuracy else (0, 0)
+        if not (math.isfinite(value) and np.isfinite(dz).all()):
+            return value * count, count, correct, judged, None, final  # diverged: fit stops here
         if self.readout == "last":
             grads, dy[-1] = self._head_backward(own, dz)
         else:
@@ -304,7 +307,8 @@ class Model:
         bar = _progress_bar(progress, total=(epochs - first_epoch) * math.ceil(N / batch_size))
         step = optimizer.steps
         segments = _segments(T, tbptt)
-        try:
+        # Overflow and NaN are not warnings here: every update checks for them and stops (DivergenceError).
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), _closing(bar):
             for epoch in range(first_epoch, epochs):
                 began = time.perf_counter()
                 order = np.random.default_rng([self.seed, epoch]).permutation(N)
@@ -338,9 +342,6 @@ class Model:
                 history.seconds.append(time.perf_counter() - began)
                 if checkpoint is not None:
                     io.save(self, checkpoint, optimizer=optimizer, epoch=epoch + 1, history=history)
-        finally:
-            if bar is not None:
-                bar.close()
         return history
 
     def _apply(self, optimizer, grads, loss, clip, step, epoch, batch):
@@ -349,17 +350,22 @@ class Model:
         if not math.isfinite(loss):
             raise DivergenceError(f"fit: the loss became {loss} at {where}; training stopped, and the model "
                                   f"keeps the parameters it had before this step")
-        if not _finite(grads.values()):
+        if grads is None:
+            raise DivergenceError(f"fit: the gradient at the outputs became non-finite at {where}; training "
+                                  f"stopped, and the model keeps the parameters it had before this step")
+        # One reduction per gradient: a NaN or inf anywhere makes the squared norm non-finite.
+        if not math.isfinite(sum(float(np.vdot(g, g)) for g in grads.values())):
             bad = next(name for name, g in grads.items() if not np.isfinite(g).all())
             raise DivergenceError(f"fit: the gradient of {bad!r} became non-finite at {where}; training "
                                   f"stopped, and the model keeps the parameters it had before this step")
         if clip is not None:
             clip_grad_norm(grads, clip)
-        backup = {name: p.copy() for name, p in self.params.items()}
-        optimizer.step(self.params, grads)
-        if not _finite(self.params.values()):
+        params = dict(self.params.items())  # resolved once, not at every lookup
+        backup = {name: p.copy() for name, p in params.items()}
+        optimizer.step(params, grads)
+        if not _finite(params.values()):
             for name, value in backup.items():
-                self.params[name][...] = value
+                params[name][...] = value
             raise DivergenceError(f"fit: the update at {where} made the parameters non-finite; training "
                                   f"stopped, and the model keeps the parameters it had before this step")
 
@@ -372,6 +378,15 @@ class Model:
     def __repr__(self):
         return (f"Model({self.core!r}, {self.output_size}, loss={self.loss.name!r}, readout={self.readout!r}, "
                 f"seed={self.seed})")
+
+
+@contextlib.contextmanager
+def _closing(bar):
+    try:
+        yield bar
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _progress_bar(progress, total):

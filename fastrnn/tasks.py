@@ -1,0 +1,145 @@
+"""The classic tasks, built in: data, a model, training settings and the target each must reach.
+
+``fastrnn train TASK`` runs them; the tests train each one at a small size. A task's
+``size`` scales its data ("full" for the command line, "small" for the tests).
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import datasets
+from .model import Model
+from .optim import Adam
+from .registry import BY_CELL_NAME
+from .stacks import DilatedRNN
+
+
+@dataclass
+class Task:
+    """One task: ``data(size, seed)`` -> (train, test); ``model(cell, hidden, backend, seed)``."""
+
+    name: str
+    description: str
+    cell: str
+    hidden: int
+    epochs: int
+    fit_options: dict = field(default_factory=dict)
+    #: What the task must reach on its test data (for text: below the unigram perplexity).
+    target: float = 0.0
+    higher_is_better: bool = True
+
+    def data(self, size="full", seed=0):
+        raise NotImplementedError
+
+    def model(self, cell=None, hidden=None, backend="numba", seed=0, input_size=None):
+        raise NotImplementedError
+
+    def metric(self, model, test):
+        """(name, value) of the task's test metric."""
+        raise NotImplementedError
+
+    def goal(self, train, test):
+        return self.target
+
+    def report(self, model, train, test):
+        """The test metric, the target and whether it was reached."""
+        name, value = self.metric(model, test)
+        target = self.goal(train, test)
+        reached = value >= target if self.higher_is_better else value < target
+        return {"metric": name, "value": value, "target": target, "reached": bool(reached)}
+
+    def fit_kwargs(self):
+        """Keyword arguments of :meth:`Model.fit`, with a fresh optimizer."""
+        return {key: (value() if key == "optimizer" else value) for key, value in self.fit_options.items()}
+
+
+def _cell(name, input_size, hidden, backend, seed):
+    if name not in BY_CELL_NAME:
+        raise ValueError(f"cell: expected one of {', '.join(BY_CELL_NAME)}, got {name!r}")
+    return BY_CELL_NAME[name].make(input_size, hidden, backend=backend, seed=seed)
+
+
+class BinaryAddition(Task):
+    def data(self, size="full", seed=0):
+        n_train, n_test = (3000, 1000) if size == "full" else (1000, 300)
+        return datasets.binary_addition(n_train, n_test, seed=seed)
+
+    def model(self, cell=None, hidden=None, backend="numba", seed=0, input_size=2):
+        core = _cell(cell or self.cell, 2, hidden or self.hidden, backend, seed)
+        return Model(core, 1, loss="sigmoid_cross_entropy", seed=seed)
+
+    def metric(self, model, test):
+        return "held-out bit accuracy", model.evaluate(*test)["accuracy"]
+
+
+class SequenceSum(Task):
+    def data(self, size="full", seed=0):
+        n, T = (3000, 20) if size == "full" else (800, 12)
+        return datasets.sequence_sum(n, T, seed=seed), datasets.sequence_sum(n // 5, T, seed=seed + 1)
+
+    def model(self, cell=None, hidden=None, backend="numba", seed=0, input_size=1):
+        H = hidden or self.hidden
+        cells = [_cell(cell or self.cell, 1, H, backend, seed), _cell(cell or self.cell, H, H, backend, seed + 1)]
+        return Model(DilatedRNN(cells, [1, 1]), 1, loss="mse", seed=seed)
+
+    def metric(self, model, test):
+        X, Y = test
+        residual = ((model.predict(X) - Y) ** 2).sum()
+        return "test R^2", float(1.0 - residual / ((Y - Y.mean()) ** 2).sum())
+
+
+class Digits(Task):
+    def data(self, size="full", seed=0):
+        return datasets.digits(seed=seed)
+
+    def model(self, cell=None, hidden=None, backend="numba", seed=0, input_size=8):
+        H = hidden or self.hidden
+        cells = [_cell(cell or self.cell, 8, H, backend, seed), _cell(cell or self.cell, H, H, backend, seed + 1)]
+        return Model(DilatedRNN(cells, [1, 2]), 10, readout="last", seed=seed)
+
+    def metric(self, model, test):
+        return "test accuracy", model.evaluate(*test)["accuracy"]
+
+
+class Text(Task):
+    #: Set by ``fastrnn train text --text FILE``; the standard library's help topics otherwise.
+    path = None
+
+    def data(self, size="full", seed=0):
+        text = datasets.builtin_text() if self.path is None else datasets.read_text(self.path)
+        limit = None if size == "full" else 600
+        (X, Y), test, vocab = datasets.next_word(text, vocab_size=200, seq_len=16, max_sequences=limit, seed=seed)
+        self.vocabulary = vocab
+        return (X, Y), test
+
+    def model(self, cell=None, hidden=None, backend="numba", seed=0, input_size=200):
+        core = _cell(cell or self.cell, input_size, hidden or self.hidden, backend, seed)
+        return Model(core, input_size, seed=seed)
+
+    def metric(self, model, test):
+        """Test perplexity, exp(mean cross-entropy), against the unigram model's on the same words."""
+        return "test perplexity", math.exp(model.evaluate(*test)["loss"])
+
+    def goal(self, train, test):
+        """The unigram model's test perplexity: a model that learnt nothing of context gets this."""
+        counts = np.bincount(train[1].ravel(), minlength=len(self.vocabulary)) + 1.0  # add-one smoothing
+        p = counts / counts.sum()
+        return float(np.exp(-np.mean(np.log(p[test[1].ravel()]))))
+
+
+TASKS = {task.name: task for task in (
+    BinaryAddition("binary-addition", "8-bit binary addition, bits least-significant first (sigmoid RNN)",
+                   cell="rnn-sigmoid", hidden=16, epochs=12, target=1.0,
+                   fit_options={"batch_size": 16, "optimizer": lambda: Adam(0.01)}),
+    SequenceSum("sequence-sum", "running sum of a random sequence, regression (Intersection RNN stack)",
+                cell="irnn", hidden=32, epochs=15, target=0.95,
+                fit_options={"batch_size": 32, "optimizer": lambda: Adam(0.005)}),
+    Digits("digits", "scikit-learn's 8x8 digits, rows as steps (Dilated RNN, dilations 1, 2)",
+           cell="gru", hidden=32, epochs=15, target=0.90,
+           fit_options={"batch_size": 32, "optimizer": lambda: Adam(0.01)}),
+    Text("text", "next-word prediction on the standard library's help text (tanh RNN, truncate=4)",
+         cell="rnn-tanh", hidden=64, epochs=8, target=0.0, higher_is_better=False,
+         fit_options={"batch_size": 32, "optimizer": lambda: Adam(0.005), "truncate": 4}),
+)}

@@ -1,0 +1,394 @@
+"""Training (issue 5): losses, optimizers, Model gradients, TBPTT(k1, k2), determinism, checkpoints,
+divergence, files, the built-in tasks and ``fastrnn train``."""
+
+import os
+
+import numpy as np
+import pytest
+
+import fastrnn
+from fastrnn import datasets, io
+from fastrnn.cli import main
+from fastrnn.losses import LOSSES
+from fastrnn.optim import Optimizer, clip_grad_norm
+from fastrnn.tasks import TASKS
+
+from .test_reference_gradients import numeric_gradient
+
+
+def small_model(backend="numpy", loss="softmax_cross_entropy", readout="all", seed=0, kind="rnn"):
+    cores = {
+        "rnn": lambda: fastrnn.RNN(2, 3, seed=seed, backend=backend),
+        "stack": lambda: fastrnn.DilatedRNN([fastrnn.GRU(2, 3, seed=seed, backend=backend),
+                                             fastrnn.LSTM(3, 3, seed=seed + 1, backend=backend)], [1, 2]),
+    }
+    return fastrnn.Model(cores[kind](), 3, loss=loss, readout=readout, seed=seed)
+
+
+def small_data(loss, readout, N=4, T=7, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((N, T, 2))
+    shape = (N,) if readout == "last" else (N, T)
+    if loss == "softmax_cross_entropy":
+        return X, rng.integers(0, 3, size=shape)
+    Y = rng.uniform(0, 1, size=(*shape, 3))
+    return X, (Y if loss == "sigmoid_cross_entropy" else 3 * Y - 1)
+
+
+class Recorder(Optimizer):
+    """An optimizer that leaves the parameters alone and keeps every gradient it was given."""
+
+    def __init__(self):
+        super().__init__(lr=0.0)
+        self.grads = []
+
+    def step(self, params, grads):
+        self.steps += 1
+        self.grads.append({k: g.copy() for k, g in grads.items()})
+
+
+# -- losses and optimizers ------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_loss_gradient_matches_finite_differences(name):
+    loss = LOSSES[name]()
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((4, 3, 5))
+    target = rng.integers(0, 5, (4, 3)) if loss.integer_targets else rng.uniform(0, 1, (4, 3, 5))
+    value, grad = loss.value_and_grad(z, target, 12)
+    np.testing.assert_allclose(grad, numeric_gradient(lambda: loss.value_and_grad(z, target, 12)[0], z),
+                               rtol=1e-6, atol=1e-9)
+    assert np.isfinite(value)
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_losses_are_stable_for_large_logits(name):
+    loss = LOSSES[name]()
+    z = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 3.0]])
+    target = np.array([1, 0]) if loss.integer_targets else np.array([[1.0, 0.0, 0.5], [0.0, 0.0, 1.0]])
+    value, grad = loss.value_and_grad(z, target, 2)
+    assert np.isfinite(value) and np.isfinite(grad).all() and np.isfinite(loss.link(z)).all()
+    if name == "softmax_cross_entropy":  # the wrong class at 2e4 below: loss ~ 1e4 per wrong sample
+        assert value == pytest.approx((2e4 + 2e4) / 2, rel=1e-6)
+
+
+def test_optimizers_follow_their_update_rules():
+    g1, g2 = np.array([1.0, -2.0]), np.array([0.5, 0.5])
+    p = {"w": np.zeros(2)}
+    sgd = fastrnn.SGD(lr=0.1, momentum=0.9)
+    sgd.step(p, {"w": g1})
+    sgd.step(p, {"w": g2})
+    np.testing.assert_allclose(p["w"], -0.1 * g1 - 0.1 * (0.9 * g1 + g2))
+    p = {"w": np.zeros(2)}
+    adam = fastrnn.Adam(lr=0.01)
+    adam.step(p, {"w": g1})
+    np.testing.assert_allclose(p["w"], -0.01 * g1 / (np.abs(g1) + 1e-8))  # first Adam step is lr * sign
+    p = {"w": np.zeros(2)}
+    rms = fastrnn.RMSProp(lr=0.01, rho=0.9)
+    rms.step(p, {"w": g1})
+    np.testing.assert_allclose(p["w"], -0.01 * g1 / (np.sqrt(0.1 * g1 * g1) + 1e-8))
+    grads = {"a": np.array([3.0]), "b": np.array([4.0])}
+    assert clip_grad_norm(grads, 1.0) == pytest.approx(5.0)
+    np.testing.assert_allclose([grads["a"][0], grads["b"][0]], [0.6, 0.8])
+    with pytest.raises(ValueError, match="lr: expected a finite number >= 0, got -1"):
+        fastrnn.SGD(lr=-1)
+
+
+# -- gradients of the model -------------------------------------------------------------------
+
+@pytest.mark.parametrize("readout", ["all", "last"])
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_model_gradient_matches_finite_differences(loss, readout):
+    model = small_model(loss=loss, readout=readout, kind="stack")
+    X, Y = small_data(loss, readout)
+    recorder = Recorder()
+    model.fit(X, Y, epochs=1, batch_size=len(X), optimizer=recorder, progress=False)
+    (grads,) = recorder.grads
+
+    def objective():
+        return model.evaluate(X, Y)["loss"]
+
+    for name in model.params:
+        np.testing.assert_allclose(grads[name], numeric_gradient(objective, model.params[name]), rtol=1e-5,
+                                   atol=1e-8, err_msg=f"{loss} {readout} {name}")
+
+
+@pytest.mark.parametrize("truncate", [None, 1])
+@pytest.mark.parametrize("tbptt", [(2, 2), (2, 3), (3, 5)], ids=lambda t: f"k1={t[0]},k2={t[1]}")
+def test_tbptt_gradients_are_the_windowed_definition(tbptt, truncate):
+    """Chunk c's gradient is that of the mean loss of its k1 outputs, each rolled forward over the
+    window of the last k2 steps from the (constant) state that entered the window."""
+    k1, k2 = tbptt
+    model = small_model(kind="rnn")
+    X, Y = small_data("softmax_cross_entropy", "all", T=7)
+    recorder = Recorder()
+    model.fit(X, Y, epochs=1, batch_size=len(X), optimizer=recorder, tbptt=tbptt, truncate=truncate,
+              progress=False)
+    x = np.swapaxes(X, 0, 1)
+    y = np.swapaxes(Y, 0, 1)
+    chunks = [(max(0, min(s + k1, 7) - k2), s, min(s + k1, 7)) for s in range(0, 7, k1)]
+    assert len(recorder.grads) == len(chunks)
+    cell = model.core
+    for grads, (window, start, end) in zip(recorder.grads, chunks):
+        frozen = cell.forward(x[:window])[1] if window else None
+
+        def chunk_loss():
+            if truncate is None:
+                out, _, _ = cell.forward(x[window:end], frozen)
+                z = model._head_forward(out[start - window:])
+                return model.loss.value_and_grad(z, y[start:end], z.shape[0] * z.shape[1])[0]
+            # Within the window, each output t is rolled over its own truncate-window as well.
+            total = 0.0
+            for t in range(start, end):
+                first = max(window, t - truncate)
+                entering = frozen if first == window else cell.forward(x[window:first], frozen)[1]
+                out, _, _ = cell.forward(x[first:t + 1], entering)
+                total += model.loss.value_and_grad(model._head_forward(out[-1:]), y[t:t + 1], 1)[0]
+            return total / ((end - start) * x.shape[1])
+
+        for name in model.params:
+            if truncate is None or not name.startswith("core"):
+                expected = numeric_gradient(chunk_loss, model.params[name])
+            else:
+                # The frozen entering states must stay unperturbed: roll them from the saved values.
+                expected = _truncated_numeric(model, x, y, window, start, end, truncate, frozen, name)
+            np.testing.assert_allclose(grads[name], expected, rtol=1e-5, atol=1e-8,
+                                       err_msg=f"tbptt={tbptt} truncate={truncate} chunk {start}-{end} {name}")
+
+
+def _truncated_numeric(model, x, y, window, start, end, truncate, frozen, name):
+    cell = model.core
+    # States entering each step of the window, computed once with the unperturbed parameters.
+    entering = {window: frozen}
+    for s in range(window, end):
+        entering[s + 1] = cell.forward(x[s:s + 1], entering[s])[1]
+
+    def loss():
+        total = 0.0
+        for t in range(start, end):
+            first = max(window, t - truncate)
+            out, _, _ = cell.forward(x[first:t + 1], entering[first])
+            total += model.loss.value_and_grad(model._head_forward(out[-1:]), y[t:t + 1], 1)[0]
+        return total / ((end - start) * x.shape[1])
+
+    return numeric_gradient(loss, model.params[name])
+
+
+# -- determinism, backends, checkpoints ---------------------------------------------------------
+
+def _train(backend, epochs=3, seed=0, **options):
+    task = TASKS["binary-addition"]
+    (X, Y), test = task.data("small", seed=0)
+    model = task.model(backend=backend, seed=seed)
+    history = model.fit(X[:200], Y[:200], epochs=epochs, batch_size=16, optimizer=fastrnn.Adam(0.01),
+                        validation=(test[0][:50], test[1][:50]), progress=False, **options)
+    return model, history
+
+
+def test_same_seed_same_history_and_parameters():
+    (a, ha), (b, hb) = _train("numba"), _train("numba")
+    assert ha == hb
+    for name in a.params:
+        np.testing.assert_array_equal(a.params[name], b.params[name])
+    _, hc = _train("numba", seed=1)
+    assert hc != ha
+
+
+def test_numpy_backend_trains_to_the_same_history():
+    (_, fast), (_, slow) = _train("numba"), _train("numpy")
+    assert fast.keys() == slow.keys()
+    for key in fast:
+        # float64 kernels and the reference differ in summation order only: ~1e-15 per step,
+        # grown over 39 updates of a sigmoid RNN.
+        np.testing.assert_allclose(fast[key], slow[key], rtol=1e-9, atol=1e-12, err_msg=key)
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+    path = tmp_path / "run.npz"
+    whole, history = _train("numba", epochs=4)
+    first, _ = _train("numba", epochs=2, checkpoint=path)
+    resumed, resumed_history = _train("numba", epochs=4, seed=7, checkpoint=path, resume=True)  # init overwritten
+    assert resumed_history == history
+    for name in whole.params:
+        np.testing.assert_array_equal(resumed.params[name], whole.params[name])
+
+
+def test_save_and_load_round_trip(tmp_path):
+    core = fastrnn.DilatedRNN([fastrnn.Bidirectional(fastrnn.LSTM(2, 3, seed=0), fastrnn.RNN(2, 2, "relu", seed=1)),
+                               fastrnn.IntersectionRNN(5, 4, seed=2)], [1, 3])
+    model = fastrnn.Model(core, 3, seed=4)
+    X = np.random.default_rng(0).standard_normal((3, 5, 2))
+    model.save(tmp_path / "m.npz")
+    loaded = fastrnn.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    assert io.core_spec(loaded.core) == io.core_spec(core)
+    reference = fastrnn.load(tmp_path / "m.npz", backend="numpy")
+    np.testing.assert_allclose(reference.predict(X), model.predict(X), rtol=1e-12)
+
+
+def test_a_crash_while_saving_leaves_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "m.npz"
+    model = small_model()
+    model.save(path)
+    before = path.read_bytes()
+    saved_bias = model.params["head.bias"].copy()
+
+    def crash(file, **arrays):
+        file.write(b"half a file")
+        raise KeyboardInterrupt("simulated crash mid-write")
+
+    monkeypatch.setattr(io.np, "savez", crash)
+    model.params["head.bias"][...] += 1.0
+    with pytest.raises(KeyboardInterrupt):
+        model.save(path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["m.npz"]  # no temporary file left behind
+    monkeypatch.undo()
+    np.testing.assert_array_equal(fastrnn.load(path).params["head.bias"], saved_bias)
+
+
+def test_bad_files_are_rejected_clearly(tmp_path):
+    text = tmp_path / "notes.npz"
+    text.write_text("not a zip")
+    with pytest.raises(ValueError, match="not a fastrnn model file"):
+        fastrnn.load(text)
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, weights=np.zeros(3))
+    with pytest.raises(ValueError, match="not a fastrnn model file .no 'meta' entry"):
+        fastrnn.load(foreign)
+    other = tmp_path / "other.npz"
+    np.savez(other, meta=np.array('{"format": "someone-else/3"}'))
+    with pytest.raises(ValueError, match="expected a fastrnn.model/1 file, got format 'someone-else/3'"):
+        fastrnn.load(other)
+    model = small_model()
+    model.save(tmp_path / "good.npz")
+    with np.load(tmp_path / "good.npz") as data:
+        arrays = dict(data)
+    arrays["param/head.weight"] = np.zeros((2, 2))
+    np.savez(tmp_path / "broken.npz", **arrays)
+    with pytest.raises(ValueError, match=r"param/head.weight has shape \(2, 2\)"):
+        fastrnn.load(tmp_path / "broken.npz")
+    with pytest.raises(FileNotFoundError):
+        fastrnn.load(tmp_path / "missing.npz")
+    with pytest.raises(ValueError, match="is a saved model, not a fit checkpoint"):
+        small_model().fit(*small_data("softmax_cross_entropy", "all"), epochs=1, checkpoint=tmp_path / "good.npz",
+                          resume=True, progress=False)
+
+
+# -- divergence -------------------------------------------------------------------------------
+
+def test_divergence_stops_and_keeps_the_last_finite_parameters():
+    model = small_model(loss="mse", backend="numba")
+    X, Y = small_data("mse", "all")
+    before = {k: p.copy() for k, p in model.params.items()}
+    with pytest.raises(fastrnn.DivergenceError, match=r"update at step 1 \(epoch 1, batch 1\) made the parameters "
+                                                      r"non-finite"):
+        model.fit(X, 1e6 * Y, epochs=3, batch_size=4, optimizer=fastrnn.SGD(lr=1e305), progress=False)
+    for name, value in before.items():
+        np.testing.assert_array_equal(model.params[name], value)
+
+
+def test_divergence_of_the_loss_is_reported_with_its_step():
+    model = small_model(loss="mse", backend="numba")
+    X, Y = small_data("mse", "all")
+    # A finite but absurd step: the parameters stay finite, the next loss overflows.
+    with pytest.raises(fastrnn.DivergenceError, match=r"(loss became (inf|nan)|non-finite) at step \d+ "
+                                                      r"\(epoch \d+, batch 1\); training stopped") as error:
+        model.fit(X, Y, epochs=5, batch_size=4, optimizer=fastrnn.SGD(lr=1e150), progress=False)
+    assert "at step 1 " not in str(error.value)  # the first updates were finite; a later one was not
+    assert all(np.isfinite(p).all() for p in model.params.values())
+
+
+# -- validation of arguments ----------------------------------------------------------------------
+
+def test_fit_and_model_arguments_are_checked():
+    model = small_model()
+    X, Y = small_data("softmax_cross_entropy", "all")
+    with pytest.raises(TypeError, match="Y: expected integer class labels for softmax_cross_entropy, got dtype float64"):
+        model.fit(X, Y.astype(float), epochs=1)
+    with pytest.raises(ValueError, match=r"Y: expected class labels in 0..2, got values in 0..5"):
+        model.fit(X, np.full_like(Y, 5) * (np.arange(Y.size).reshape(Y.shape) % 2), epochs=1)
+    with pytest.raises(ValueError, match=r"Y: expected shape \(4, 7\) \(N, T\), got \(4,\)"):
+        model.fit(X, Y[:, 0], epochs=1)
+    with pytest.raises(ValueError, match=r"X: expected shape \(\*, \*, 2\)"):
+        model.fit(X[:, :, :1], Y, epochs=1)
+    with pytest.raises(ValueError, match=r"tbptt: expected k2 >= k1 in \(k1, k2\), got \(3, 2\)"):
+        model.fit(X, Y, epochs=1, tbptt=(3, 2))
+    with pytest.raises(TypeError, match="epochs: expected a positive int, got float"):
+        model.fit(X, Y, epochs=1.5)
+    with pytest.raises(ValueError, match="optimizer: expected one of"):
+        model.fit(X, Y, epochs=1, optimizer="adagrad")
+    with pytest.raises(ValueError, match="loss: expected one of"):
+        fastrnn.Model(fastrnn.GRU(2, 3), 2, loss="hinge")
+    with pytest.raises(TypeError, match="core: expected a fastrnn cell, Bidirectional or DilatedRNN, got list"):
+        fastrnn.Model([fastrnn.GRU(2, 3)], 2)
+    with pytest.raises(ValueError, match="seed: expected None or an int >= 0, got -1"):
+        fastrnn.Model(fastrnn.GRU(2, 3), 2, seed=-1)
+
+
+def test_model_params_are_one_live_view():
+    model = small_model(kind="stack")
+    assert "core.1.weight_hh" in model.params and "head.weight" in model.params
+    assert model.params["core.0.weight_ih"] is model.core.cells[0].params["weight_ih"]
+    assert model.params["head.weight"].shape == (3, 3) and model.params["head.bias"].shape == (3,)
+
+
+def test_predict_shapes_and_links():
+    X, _ = small_data("softmax_cross_entropy", "all")
+    probabilities = small_model().predict(X)
+    assert probabilities.shape == (4, 7, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0)
+    assert small_model(readout="last", loss="sigmoid_cross_entropy").predict(X).shape == (4, 3)
+
+
+# -- tasks, data and the command line -----------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(TASKS))
+def test_task_reaches_its_target(name):
+    pytest.importorskip("sklearn") if name == "digits" else None
+    task = TASKS[name]
+    train, test = task.data("small", seed=0)
+    model = task.model(seed=0)
+    model.fit(*train, epochs=task.epochs, progress=False, **task.fit_kwargs())
+    report = task.report(model, train, test)
+    assert report["reached"], report
+
+
+def test_binary_addition_data_are_correct_and_held_out():
+    (X, Y), (Xt, Yt) = datasets.binary_addition(300, 100, seed=1)
+    weights = 2 ** np.arange(8)
+    a, b, s = X[:, :, 0] @ weights, X[:, :, 1] @ weights, Y[:, :, 0] @ weights
+    np.testing.assert_array_equal(a + b, s)
+    train_pairs = set(zip(a, b))
+    test_pairs = set(zip(Xt[:, :, 0] @ weights, Xt[:, :, 1] @ weights))
+    assert not train_pairs & test_pairs
+
+
+def test_text_from_a_user_file(tmp_path):
+    path = tmp_path / "story.txt"
+    path.write_text("The cat sat on the mat. The dog sat on the log, and the cat saw the dog!\n" * 5,
+                    encoding="utf-8")
+    (X, Y), (Xt, Yt), vocab = datasets.next_word(datasets.read_text(path), vocab_size=8, seq_len=4)
+    assert vocab.tokens[0] == "<unk>" and vocab.tokens[1] == "the"
+    assert X.shape[1:] == (4, 8) and Y.shape[1] == 4
+    # Target t is input t + 1 of the same window.
+    np.testing.assert_array_equal(X[:, 1:].argmax(-1), Y[:, :-1])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        datasets.read_text(tmp_path / "nope.txt")
+
+
+def test_fastrnn_train_runs_and_reports(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    plot = tmp_path / "loss.png"
+    assert main(["train", "binary-addition", "--epochs", "3", "--plot", str(plot), "--no-progress"]) == 0
+    out = capsys.readouterr()
+    assert "held-out bit accuracy" in out.out and "wall time" in out.out
+    assert "training step (batch 16, forward + backward + update): numba" in out.out
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.err == ""  # no progress bar when asked for none
+
+
+def test_progress_bar_is_silent_when_not_a_terminal(capsys):
+    model = small_model()
+    model.fit(*small_data("softmax_cross_entropy", "all"), epochs=2, batch_size=2)
+    assert capsys.readouterr().err == ""
