@@ -15,7 +15,9 @@ from .stacks import Bidirectional, DilatedRNN
 from .model import DivergenceError, History, Model
 from .optim import SGD, Adam, RMSProp
 from .io import load
+from .synthetic import SyntheticGradients
 
 
 __all__ = ["RNN", "GRU", "LSTM", "UGRNN", "IntersectionRNN", "DilatedRNN", "Bidirectional", "Cell", "Tape",
-           "Model", "History", "DivergenceError", "SGD", "Adam", "RMSProp", "load", "__version__"]
+           "Model", "History", "DivergenceError", "SGD", "Adam", "RMSProp", "load",
+           "SyntheticGradients", "__version__"]

@@ -30,6 +30,15 @@ def check_positive_int(name, value):
     return int(value)
 
 
+def check_finite_number(name, value, minimum=None):
+    """A real, finite number (bools are rejected), at least ``minimum`` if given."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}: expected a finite number >= {minimum}, got {value!r}")
+    return value
+
+
 def check_seed(value):
     """A Python or NumPy integer >= 0."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):

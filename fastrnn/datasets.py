@@ -65,6 +65,20 @@ def digits(*, test_fraction=0.2, seed=0):
     return (X[train], y[train]), (X[test], y[test])
 
 
+def recall(n, T, *, noise=2.0, seed=0):
+    """A bit to remember over T steps: step 0 shows it (feature 0 = ±1, feature 1 = 1, a marker),
+    the later steps show only noise N(0, noise²) in feature 2; the label, asked for at the last
+    step, is the bit. Returns X (n, T, 3) and labels (n,) in {0, 1}.
+    """
+    rng = np.random.default_rng(seed)
+    bits = rng.integers(0, 2, v.check_positive_int("n", n))
+    X = np.zeros((n, v.check_positive_int("T", T), 3))
+    X[:, 0, 0] = 2.0 * bits - 1.0
+    X[:, 0, 1] = 1.0
+    X[:, 1:, 2] = noise * rng.standard_normal((n, T - 1))
+    return X, bits
+
+
 def tokenize(text):
     """Lower-case words and the punctuation marks . , ; : ? ! as tokens."""
     return re.findall(r"[a-z]+(?:'[a-z]+)?|[.,;:?!]", text.lower())

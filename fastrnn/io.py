@@ -67,8 +67,9 @@ def _atomic_savez(path, arrays):
         raise
 
 
-def save(model, path, *, optimizer=None, epoch=None, history=None):
-    """Write ``model`` (and, for a checkpoint, the optimizer state, epoch and history) to ``path``."""
+def save(model, path, *, optimizer=None, epoch=None, history=None, synthetic=None):
+    """Write ``model`` (and, for a checkpoint, the optimizer state, epoch, history and any
+    synthetic-gradient module) to ``path``."""
     meta = {"format": FORMAT, "fastrnn": __version__, "core": core_spec(model.core), "dtype": model.dtype.name,
             "output_size": model.output_size, "loss": model.loss.name, "readout": model.readout,
             "seed": model.seed}
@@ -76,6 +77,10 @@ def save(model, path, *, optimizer=None, epoch=None, history=None):
     if optimizer is not None:
         meta["optimizer"] = {"kind": type(optimizer).__name__, "config": optimizer.config()}
         arrays.update({f"optimizer/{key}": value for key, value in optimizer.state_arrays().items()})
+    if synthetic is not None:
+        meta["synthetic"] = {"scale": synthetic.scale, "lr": synthetic.lr}
+        arrays.update({f"sg/{key}": value for key, value in synthetic.params.items()})
+        arrays.update({f"sg_optimizer/{key}": value for key, value in synthetic.optimizer.state_arrays().items()})
     if epoch is not None:
         meta["epoch"] = epoch
         meta["history"] = {"metrics": dict(history or {}), "seconds": list(getattr(history, "seconds", []))}
@@ -140,8 +145,9 @@ def load(path, *, backend="numba"):
     return model
 
 
-def restore_checkpoint(model, optimizer, path):
-    """Load a :meth:`Model.fit` checkpoint into ``model`` and ``optimizer``; returns (epoch, history)."""
+def restore_checkpoint(model, optimizer, path, synthetic=None):
+    """Load a :meth:`Model.fit` checkpoint into ``model``, ``optimizer`` and the synthetic-gradient
+    module, if any; returns (epoch, history)."""
     from .model import History  # noqa: PLC0415
 
     saved = load(path, backend=model.backend)
@@ -154,6 +160,19 @@ def restore_checkpoint(model, optimizer, path):
     if meta["optimizer"]["kind"] != type(optimizer).__name__ or meta["optimizer"]["config"] != optimizer.config():
         raise ValueError(f"checkpoint: {path} was written with {meta['optimizer']['kind']}"
                          f"({meta['optimizer']['config']}), not {optimizer!r}")
+    saved_sg = meta.get("synthetic")
+    ours = None if synthetic is None else {"scale": synthetic.scale, "lr": synthetic.lr}
+    if saved_sg != ours:
+        raise ValueError(f"checkpoint: {path} was written with synthetic gradients {saved_sg}, this fit uses {ours}")
+    if synthetic is not None:
+        for key in ("A", "c"):
+            stored = arrays[f"sg/{key}"]
+            if stored.shape != synthetic.params[key].shape:
+                raise ValueError(f"checkpoint: {path} holds sg/{key} of shape {stored.shape}, expected "
+                                 f"{synthetic.params[key].shape}")
+            synthetic.params[key][...] = stored
+        synthetic.optimizer.load_state_arrays({key.removeprefix("sg_optimizer/"): value for key, value in
+                                               arrays.items() if key.startswith("sg_optimizer/")})
     for key, value in saved.params.items():
         model.params[key][...] = value
     model.seed = saved.seed

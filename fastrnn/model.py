@@ -18,6 +18,7 @@ from .cells import Cell
 from .losses import LOSSES
 from .optim import clip_grad_norm, make_optimizer
 from .stacks import Bidirectional, DilatedRNN
+from .synthetic import SyntheticGradients, state_size
 
 
 class DivergenceError(FloatingPointError):
@@ -53,13 +54,14 @@ class _Head:
 def _segments(T, tbptt):
     """Chunks of TBPTT(k1, k2): (window start, chunk start, chunk end) for each chunk.
 
-    The chunk's outputs are steps [start, end); they backpropagate through the window
-    [window, end) of at most k2 steps (fewer at the beginning of the sequence).
+    The chunk's outputs are steps [start, end); they backpropagate through the window that adds
+    the k2 - k1 steps before the chunk: k2 steps in all, fewer at the beginning of the sequence
+    and for a last chunk shorter than k1. So k1 = k2 = K detaches every K steps exactly.
     """
     if tbptt is None:
         return [(0, 0, T)]
     k1, k2 = tbptt
-    return [(max(0, min(s + k1, T) - k2), s, min(s + k1, T)) for s in range(0, T, k1)]
+    return [(max(0, s - (k2 - k1)), s, min(s + k1, T)) for s in range(0, T, k1)]
 
 
 def _check_tbptt(tbptt):
@@ -72,6 +74,18 @@ def _check_tbptt(tbptt):
     if k2 < k1:
         raise ValueError(f"tbptt: expected k2 >= k1 in (k1, k2), got ({k1}, {k2})")
     return k1, k2
+
+
+def _check_synthetic(synthetic, tbptt):
+    if synthetic is None or synthetic is False:
+        return None
+    sg = SyntheticGradients() if synthetic is True else synthetic
+    if not isinstance(sg, SyntheticGradients):
+        raise TypeError(f"synthetic_gradients: expected None, True or a SyntheticGradients, got "
+                        f"{type(synthetic).__name__}")
+    if tbptt is None or tbptt[0] != tbptt[1]:
+        raise ValueError(f"synthetic_gradients: needs segments of K steps, tbptt=K; got tbptt={tbptt}")
+    return sg
 
 
 def _finite(arrays):
@@ -172,33 +186,43 @@ class Model:
         y, _, _ = self.core.forward(x)
         return self._head_forward(y[-1] if self.readout == "last" else y)
 
-    def _chunk_step(self, x, target, state, window, start, end, truncate):
+    def _chunk_step(self, x, target, state, window, start, end, truncate, inject=None):
         """Forward over steps [window, end) from ``state``; backward of the losses of [start, end).
 
-        ``target`` is the batch's time-major target, (T, B, ...), or (B, ...) for "last". Returns
-        (loss sum, positions, correct, judged, grads, final state); with no loss in the chunk
-        (a chunk before the last one with ``readout="last"``) only the forward runs.
+        ``target`` is the batch's time-major target, (T, B, ...), or (B, ...) for "last".
+        ``inject(final_state)``, if given, returns a gradient to inject at the window's final
+        state (synthetic gradients). Returns (loss sum, positions, correct, judged, grads, final
+        state, gradient at the window's start state); ``grads`` is None when the loss is not
+        finite.
         """
         T = x.shape[0]
         y, final, tape = self.core.forward(x[window:end], state)
-        if self.readout == "last" and end < T:
-            return 0.0, 0, 0, 0, None, final
+        has_loss = self.readout == "all" or end == T
+        if not has_loss and inject is None:
+            # Nothing reaches this chunk (an early chunk of readout="last"): its gradient is zero,
+            # and the update after it still counts (so TBPTT equals synthetic gradients with M = 0).
+            return 0.0, 0, 0, 0, {name: np.zeros_like(p) for name, p in self.params.items()}, final, None
         dy = np.zeros_like(y)
-        own = y[-1] if self.readout == "last" else y[start - window:]
-        target = target if self.readout == "last" else target[start:end]
-        z = self._head_forward(own)
-        count = z.shape[0] if self.readout == "last" else z.shape[0] * z.shape[1]
-        value, dz = self.loss.value_and_grad(z, target, count)
-        correct, judged = self.loss.correct(z, target) if self.loss.has_accuracy else (0, 0)
-        if not (math.isfinite(value) and np.isfinite(dz).all()):
-            return value * count, count, correct, judged, None, final  # diverged: fit stops here
-        if self.readout == "last":
-            grads, dy[-1] = self._head_backward(own, dz)
+        if has_loss:
+            own = y[-1] if self.readout == "last" else y[start - window:]
+            target = target if self.readout == "last" else target[start:end]
+            z = self._head_forward(own)
+            count = z.shape[0] if self.readout == "last" else z.shape[0] * z.shape[1]
+            value, dz = self.loss.value_and_grad(z, target, count)
+            correct, judged = self.loss.correct(z, target) if self.loss.has_accuracy else (0, 0)
+            if not (math.isfinite(value) and np.isfinite(dz).all()):
+                return value * count, count, correct, judged, None, final, None  # diverged: fit stops
+            if self.readout == "last":
+                grads, dy[-1] = self._head_backward(own, dz)
+            else:
+                grads, dy[start - window:] = self._head_backward(own, dz)
         else:
-            grads, dy[start - window:] = self._head_backward(own, dz)
-        core_grads, _, _ = self.core.backward(tape, dy, truncate=truncate)
+            value, count, correct, judged = 0.0, 0, 0, 0
+            grads = {f"head.{name}": np.zeros_like(p) for name, p in self.head.params.items()}
+        dstate = None if inject is None else inject(final)
+        core_grads, _, dstart = self.core.backward(tape, dy, dstate, truncate=truncate)
         grads.update({f"core.{name}": g for name, g in core_grads.items()})
-        return value * count, count, correct, judged, grads, final
+        return value * count, count, correct, judged, grads, final, dstart
 
     # -- public -------------------------------------------------------------------------------
 
@@ -255,8 +279,10 @@ class Model:
         tbptt : None, int K or (k1, k2)
             Truncated BPTT (Williams & Peng): the sequence is consumed k1 steps at a time, the
             state carried forward; after each chunk the losses of its k1 outputs are
-            backpropagated through the last k2 >= k1 steps (fewer at the start), whose entering
-            state is a constant, and the parameters are updated. K means (K, K). None: one update
+            backpropagated through the last k2 >= k1 steps (the chunk and the k2 - k1 steps
+            before it; fewer at the start), whose entering state is a constant, and the
+            parameters are updated (after every chunk, also one that no loss reaches, as an early
+            chunk of ``readout="last"``). K means (K, K): detach every K steps. None: one update
             per batch through the whole sequence.
         truncate : None or int
             The per-output horizon of :meth:`Cell.backward`, applied inside each window.
@@ -271,8 +297,13 @@ class Model:
         resume : bool
             Continue from ``checkpoint`` if it exists: an interrupted and resumed run equals an
             uninterrupted one bit for bit.
-        synthetic_gradients : None
-            Reserved for decoupled training; not available yet.
+        synthetic_gradients : None, True or SyntheticGradients
+            Decoupled training (Jaderberg et al. 2016), with ``tbptt=K``: each segment's backward
+            also receives, at its final state, the gradient a linear module M(s) = s A + c predicts
+            for the rest of the sequence, and the parameters are updated at once; M learns from
+            the gradient each segment's backward sends into its start state. The exact rules are
+            in :mod:`fastrnn.synthetic`. ``True`` means ``SyntheticGradients()``; pass your own
+            object to set ``scale`` and ``lr`` or to keep M between fits.
 
         Raises
         ------
@@ -282,11 +313,10 @@ class Model:
         """
         from . import io  # noqa: PLC0415  (io imports this module)
 
-        if synthetic_gradients is not None:
-            raise NotImplementedError("synthetic_gradients: decoupled training is not available in this version")
         epochs = v.check_positive_int("epochs", epochs)
         batch_size = v.check_positive_int("batch_size", batch_size)
         tbptt = _check_tbptt(tbptt)
+        sg = _check_synthetic(synthetic_gradients, tbptt)
         k = v.check_truncate(truncate)
         truncate = None if k < 0 else k
         if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0):
@@ -302,8 +332,10 @@ class Model:
         optimizer = make_optimizer(optimizer)
         history = History()
         first_epoch = 0
+        if sg is not None:
+            sg.prepare(state_size(self.core), self.dtype)
         if checkpoint is not None and resume and os.path.exists(checkpoint):
-            first_epoch, history = io.restore_checkpoint(self, optimizer, checkpoint)
+            first_epoch, history = io.restore_checkpoint(self, optimizer, checkpoint, synthetic=sg)
         bar = _progress_bar(progress, total=(epochs - first_epoch) * math.ceil(N / batch_size))
         step = optimizer.steps
         segments = _segments(T, tbptt)
@@ -313,35 +345,44 @@ class Model:
                 began = time.perf_counter()
                 order = np.random.default_rng([self.seed, epoch]).permutation(N)
                 total, positions, correct, judged = 0.0, 0, 0, 0
+                sg_sum, sg_count = 0.0, 0
                 for batch, lo in enumerate(range(0, N, batch_size)):
                     idx = np.sort(order[lo:lo + batch_size])
                     x = self._time_major(X[idx])
                     target = Y[idx] if self.readout == "last" else self._time_major(Y[idx])
                     states = {0: None}  # the state entering each window, by its first step
+                    sg_total = 0.0
                     for i, (window, start, end) in enumerate(segments):
-                        value, count, c, n, grads, states[end] = self._chunk_step(
-                            x, target, states[window], window, start, end, truncate)
+                        inject = sg.inject if sg is not None and end < T else None
+                        value, count, c, n, grads, states[end], dstart = self._chunk_step(
+                            x, target, states[window], window, start, end, truncate, inject)
                         following = segments[i + 1][0] if i + 1 < len(segments) else end
                         if following not in states:
                             # The next window starts inside this one: its entering state is a
                             # constant, computed with the parameters of this chunk's forward.
                             _, states[following], _ = self.core.forward(x[window:following], states[window])
-                        if count:
-                            step += 1
-                            self._apply(optimizer, grads, value / count, clip, step, epoch, batch)
+                        step += 1
+                        self._apply(optimizer, grads, value / count if count else 0.0, clip, step, epoch, batch)
+                        if sg is not None and window > 0:
+                            # M's prediction at this boundary learns from the gradient that reached it.
+                            sg_total += sg.train(states[window], dstart)
                         total, positions, correct, judged = total + value, positions + count, correct + c, judged + n
+                    if sg is not None:
+                        sg_sum, sg_count = sg_sum + sg_total, sg_count + len(segments) - 1
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix(epoch=epoch + 1, loss=f"{total / max(positions, 1):.4g}")
                 metrics = {"loss": total / positions}
                 if self.loss.has_accuracy:
                     metrics["accuracy"] = correct / judged
+                if sg is not None:
+                    metrics["sg_loss"] = sg_sum / max(sg_count, 1)
                 if validation is not None:
                     metrics.update({f"val_{key}": value for key, value in self.evaluate(Xv, Yv).items()})
                 history.append(metrics)
                 history.seconds.append(time.perf_counter() - began)
                 if checkpoint is not None:
-                    io.save(self, checkpoint, optimizer=optimizer, epoch=epoch + 1, history=history)
+                    io.save(self, checkpoint, optimizer=optimizer, epoch=epoch + 1, history=history, synthetic=sg)
         return history
 
     def _apply(self, optimizer, grads, loss, clip, step, epoch, batch):

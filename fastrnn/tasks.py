@@ -14,6 +14,7 @@ from .model import Model
 from .optim import Adam
 from .registry import BY_CELL_NAME
 from .stacks import DilatedRNN
+from .synthetic import SyntheticGradients
 
 
 @dataclass
@@ -26,7 +27,8 @@ class Task:
     hidden: int
     epochs: int
     fit_options: dict = field(default_factory=dict)
-    #: What the task must reach on its test data (for text: below the unigram perplexity).
+    #: What the task must reach on its test data (for text: below the unigram perplexity); None
+    #: for a task that is measured, not passed (recall-sg: see :func:`compare`).
     target: float = 0.0
     higher_is_better: bool = True
 
@@ -47,12 +49,18 @@ class Task:
         """The test metric, the target and whether it was reached."""
         name, value = self.metric(model, test)
         target = self.goal(train, test)
+        if target is None:
+            return {"metric": name, "value": value, "target": None, "reached": None}
         reached = value >= target if self.higher_is_better else value < target
         return {"metric": name, "value": value, "target": target, "reached": bool(reached)}
 
-    def fit_kwargs(self):
-        """Keyword arguments of :meth:`Model.fit`, with a fresh optimizer."""
-        return {key: (value() if key == "optimizer" else value) for key, value in self.fit_options.items()}
+    def fit_kwargs(self, synthetic=True):
+        """Keyword arguments of :meth:`Model.fit`, with a fresh optimizer (and synthetic-gradient
+        module); ``synthetic=False`` drops synthetic gradients, leaving plain TBPTT."""
+        kwargs = {key: (value() if callable(value) else value) for key, value in self.fit_options.items()}
+        if not synthetic:
+            kwargs.pop("synthetic_gradients", None)
+        return kwargs
 
 
 def _cell(name, input_size, hidden, backend, seed):
@@ -129,6 +137,33 @@ class Text(Task):
         return float(np.exp(-np.mean(np.log(p[test[1].ravel()]))))
 
 
+class Digits01(Digits):
+    """Digits 0 and 1 only, a vanilla RNN reading the rows, label at the last step."""
+
+    def data(self, size="full", seed=0):
+        (X, y), (Xt, yt) = datasets.digits(seed=seed)
+        return (X[y < 2], y[y < 2]), (Xt[yt < 2], yt[yt < 2])
+
+    def model(self, cell=None, hidden=None, backend="numba", seed=0, input_size=8):
+        core = _cell(cell or self.cell, 8, hidden or self.hidden, backend, seed)
+        return Model(core, 2, readout="last", seed=seed)
+
+
+class Recall(Task):
+    """The label is a bit shown at step 0 and asked for at step T-1, T = 6K: plain TBPTT(K)
+    never backpropagates from the label to the step that shows it."""
+
+    def data(self, size="full", seed=0):
+        n = 1000 if size == "full" else 600
+        return datasets.recall(n, 24, seed=seed), datasets.recall(n // 2, 24, seed=seed + 1)
+
+    def model(self, cell=None, hidden=None, backend="numba", seed=0, input_size=3):
+        return Model(_cell(cell or self.cell, 3, hidden or self.hidden, backend, seed), 2, readout="last", seed=seed)
+
+    def metric(self, model, test):
+        return "test accuracy", model.evaluate(*test)["accuracy"]
+
+
 TASKS = {task.name: task for task in (
     BinaryAddition("binary-addition", "8-bit binary addition, bits least-significant first (sigmoid RNN)",
                    cell="rnn-sigmoid", hidden=16, epochs=12, target=1.0,
@@ -142,4 +177,32 @@ TASKS = {task.name: task for task in (
     Text("text", "next-word prediction on the standard library's help text (tanh RNN, truncate=4)",
          cell="rnn-tanh", hidden=64, epochs=8, target=0.0, higher_is_better=False,
          fit_options={"batch_size": 32, "optimizer": lambda: Adam(0.005), "truncate": 4}),
+    Digits01("digits01-sg", "digits 0 vs 1, rows as steps, label at the last step; synthetic gradients, K = 2",
+             cell="rnn-tanh", hidden=32, epochs=10, target=0.95,
+             fit_options={"batch_size": 16, "optimizer": lambda: Adam(0.01), "tbptt": 2,
+                          "synthetic_gradients": SyntheticGradients}),
+    Recall("recall-sg", "recall a bit from step 0 at step 23 (T = 24); synthetic gradients, K = 4",
+           cell="rnn-tanh", hidden=32, epochs=30, target=None,
+           fit_options={"batch_size": 32, "optimizer": lambda: Adam(0.003), "tbptt": 4,
+                        "synthetic_gradients": SyntheticGradients}),
 )}
+
+
+def compare(task, seeds, *, backend="numba", size="full", epochs=None):
+    """Train ``task`` with plain TBPTT(K) and with synthetic gradients for each seed.
+
+    Returns one row per seed: {"seed", "tbptt", "tbptt_best", "sg", "sg_best"} with the final and
+    the best per-epoch test accuracy of each variant.
+    """
+    rows = []
+    for seed in seeds:
+        train, test = task.data(size, seed=seed)
+        row = {"seed": seed}
+        for label, synthetic in (("tbptt", False), ("sg", True)):
+            model = task.model(backend=backend, seed=seed)
+            history = model.fit(*train, epochs=epochs or task.epochs, validation=test, progress=False,
+                                **task.fit_kwargs(synthetic=synthetic))
+            row[label] = history["val_accuracy"][-1]
+            row[f"{label}_best"] = max(history["val_accuracy"])
+        rows.append(row)
+    return rows
