@@ -126,13 +126,14 @@ def _train(args):
 
     # The same training step on both backends, side by side in this process.
     batch = options["batch_size"]
-    step_options = {k: val for k, val in options.items() if k != "batch_size"}
     X, Y = train[0][:batch], train[1][:batch]
     steps = []
     for backend in ("numba", "numpy"):
         twin = task.model(args.cell, args.hidden, backend, args.seed, input_size=train[0].shape[2])
-        steps.append(lambda twin=twin: twin.fit(X, Y, epochs=1, batch_size=batch, progress=False,
-                                                **{**step_options, "optimizer": task.fit_kwargs()["optimizer"]}))
+        fresh = task.fit_kwargs()
+        steps.append(twin.training_step(X, Y, optimizer=fresh["optimizer"], tbptt=fresh.get("tbptt"),
+                                        truncate=fresh.get("truncate"),
+                                        synthetic_gradients=fresh.get("synthetic_gradients")))
     limits, threads = _blas_threads(1)
     with limits:
         numbers = [bench.calibrate(step, 0.05) for step in steps]

@@ -88,10 +88,6 @@ def _check_synthetic(synthetic, tbptt):
     return sg
 
 
-def _finite(arrays):
-    return all(np.isfinite(a).all() for a in arrays)
-
-
 class Model:
     r"""A recurrent core with a linear head on each step's output, and a loss.
 
@@ -337,7 +333,6 @@ class Model:
         if checkpoint is not None and resume and os.path.exists(checkpoint):
             first_epoch, history = io.restore_checkpoint(self, optimizer, checkpoint, synthetic=sg)
         bar = _progress_bar(progress, total=(epochs - first_epoch) * math.ceil(N / batch_size))
-        step = optimizer.steps
         segments = _segments(T, tbptt)
         # Overflow and NaN are not warnings here: every update checks for them and stops (DivergenceError).
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"), _closing(bar):
@@ -350,25 +345,11 @@ class Model:
                     idx = np.sort(order[lo:lo + batch_size])
                     x = self._time_major(X[idx])
                     target = Y[idx] if self.readout == "last" else self._time_major(Y[idx])
-                    states = {0: None}  # the state entering each window, by its first step
-                    sg_total = 0.0
-                    for i, (window, start, end) in enumerate(segments):
-                        inject = sg.inject if sg is not None and end < T else None
-                        value, count, c, n, grads, states[end], dstart = self._chunk_step(
-                            x, target, states[window], window, start, end, truncate, inject)
-                        following = segments[i + 1][0] if i + 1 < len(segments) else end
-                        if following not in states:
-                            # The next window starts inside this one: its entering state is a
-                            # constant, computed with the parameters of this chunk's forward.
-                            _, states[following], _ = self.core.forward(x[window:following], states[window])
-                        step += 1
-                        self._apply(optimizer, grads, value / count if count else 0.0, clip, step, epoch, batch)
-                        if sg is not None and window > 0:
-                            # M's prediction at this boundary learns from the gradient that reached it.
-                            sg_total += sg.train(states[window], dstart)
-                        total, positions, correct, judged = total + value, positions + count, correct + c, judged + n
+                    value, count, c, n, sg_loss = self._train_batch(x, target, optimizer, segments, truncate, clip,
+                                                                    sg, epoch, batch)
+                    total, positions, correct, judged = total + value, positions + count, correct + c, judged + n
                     if sg is not None:
-                        sg_sum, sg_count = sg_sum + sg_total, sg_count + len(segments) - 1
+                        sg_sum, sg_count = sg_sum + sg_loss, sg_count + len(segments) - 1
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix(epoch=epoch + 1, loss=f"{total / max(positions, 1):.4g}")
@@ -385,6 +366,51 @@ class Model:
                     io.save(self, checkpoint, optimizer=optimizer, epoch=epoch + 1, history=history, synthetic=sg)
         return history
 
+    def _train_batch(self, x, target, optimizer, segments, truncate, clip, sg, epoch=0, batch=0):
+        """Every chunk of one batch (time-major ``x`` and ``target``): forward, backward, update.
+
+        Returns (loss sum, positions, correct, judged, summed synthetic-gradient loss).
+        """
+        T = x.shape[0]
+        states = {0: None}  # the state entering each window, by its first step
+        total, positions, correct, judged, sg_total = 0.0, 0, 0, 0, 0.0
+        for i, (window, start, end) in enumerate(segments):
+            inject = sg.inject if sg is not None and end < T else None
+            value, count, c, n, grads, states[end], dstart = self._chunk_step(
+                x, target, states[window], window, start, end, truncate, inject)
+            following = segments[i + 1][0] if i + 1 < len(segments) else end
+            if following not in states:
+                # The next window starts inside this one: its entering state is a constant,
+                # computed with the parameters of this chunk's forward.
+                _, states[following], _ = self.core.forward(x[window:following], states[window])
+            self._apply(optimizer, grads, value / count if count else 0.0, clip, optimizer.steps + 1, epoch, batch)
+            if sg is not None and window > 0:
+                # M's prediction at this boundary learns from the gradient that reached it.
+                sg_total += sg.train(states[window], dstart)
+            total, positions, correct, judged = total + value, positions + count, correct + c, judged + n
+        return total, positions, correct, judged, sg_total
+
+    def training_step(self, X, Y, *, optimizer="adam", tbptt=None, truncate=None, synthetic_gradients=None):
+        """A function that runs one training update on the batch (X, Y), checked and laid out
+        once: what :meth:`fit` does per batch, for timing it (``fastrnn train`` does)."""
+        X = self._check_X(X)
+        Y = self._check_Y(Y, len(X), X.shape[1])
+        x = self._time_major(X)
+        target = Y if self.readout == "last" else self._time_major(Y)
+        optimizer = make_optimizer(optimizer)
+        tbptt = _check_tbptt(tbptt)
+        segments = _segments(x.shape[0], tbptt)
+        k = v.check_truncate(truncate)
+        sg = _check_synthetic(synthetic_gradients, tbptt)
+        if sg is not None:
+            sg.prepare(state_size(self.core), self.dtype)
+
+        def step():
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                return self._train_batch(x, target, optimizer, segments, None if k < 0 else k, None, sg)
+
+        return step
+
     def _apply(self, optimizer, grads, loss, clip, step, epoch, batch):
         """One optimizer update, refused (with the parameters left as they were) if anything is not finite."""
         where = f"step {step} (epoch {epoch + 1}, batch {batch + 1})"
@@ -394,21 +420,15 @@ class Model:
         if grads is None:
             raise DivergenceError(f"fit: the gradient at the outputs became non-finite at {where}; training "
                                   f"stopped, and the model keeps the parameters it had before this step")
-        # One reduction per gradient: a NaN or inf anywhere makes the squared norm non-finite.
-        if not math.isfinite(sum(float(np.vdot(g, g)) for g in grads.values())):
-            bad = next(name for name, g in grads.items() if not np.isfinite(g).all())
-            raise DivergenceError(f"fit: the gradient of {bad!r} became non-finite at {where}; training "
-                                  f"stopped, and the model keeps the parameters it had before this step")
         if clip is not None:
             clip_grad_norm(grads, clip)
-        params = dict(self.params.items())  # resolved once, not at every lookup
-        backup = {name: p.copy() for name, p in params.items()}
-        optimizer.step(params, grads)
-        if not _finite(params.values()):
-            for name, value in backup.items():
-                params[name][...] = value
-            raise DivergenceError(f"fit: the update at {where} made the parameters non-finite; training "
-                                  f"stopped, and the model keeps the parameters it had before this step")
+        # The optimizer checks every gradient and updated value before it writes any: a refused
+        # update leaves parameters and optimizer state as they were.
+        if not optimizer.step(dict(self.params.items()), grads):
+            bad = [name for name, g in grads.items() if not np.isfinite(g).all()]
+            what = f"the gradient of {bad[0]!r} became non-finite" if bad else "the update would make the parameters non-finite"
+            raise DivergenceError(f"fit: {what} at {where}; training stopped, and the model keeps the parameters "
+                                  f"it had before this step")
 
     def save(self, path, **training):
         """Write the model to ``path`` (.npz), atomically; :func:`fastrnn.load` reads it back."""

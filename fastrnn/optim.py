@@ -1,7 +1,9 @@
 """Optimizers: SGD with momentum, Adam and RMSProp, updating a live parameter dict in place.
 
 An optimizer keeps its state per parameter name, so the same object can be saved with a model
-(``state_arrays`` / ``load_state_arrays``) and a resumed run continues bit for bit.
+(``state_arrays`` / ``load_state_arrays``) and a resumed run continues bit for bit. The updates
+themselves run in :mod:`fastrnn.kernels.optim`, all or nothing: an update that would make any
+value non-finite is refused and changes nothing.
 """
 
 import math
@@ -9,6 +11,7 @@ import math
 import numpy as np
 
 from . import _validation as v
+from .kernels import optim as kernels
 
 
 def _check_rate(name, value):
@@ -39,12 +42,23 @@ class Optimizer:
         return self.state[name]
 
     def step(self, params, grads):
-        """Update every ``params[name]`` in place from ``grads[name]``."""
-        self.steps += 1
-        for name, grad in grads.items():
-            self._update(params[name], grad, self._slots(name, params[name]))
+        """Update every ``params[name]`` in place from ``grads[name]``.
 
-    def _update(self, param, grad, state):
+        Returns True; or False, changing nothing (neither parameters nor optimizer state), when
+        a gradient or an updated value would not be finite.
+        """
+        pairs = [(params[name], np.ascontiguousarray(grad), self._slots(name, params[name]))
+                 for name, grad in grads.items()]
+        self.steps += 1
+        if not all(self._update(param, grad, state, False) for param, grad, state in pairs):
+            self.steps -= 1
+            return False
+        for param, grad, state in pairs:
+            self._update(param, grad, state, True)
+        return True
+
+    def _update(self, param, grad, state, write):
+        """Check (``write=False``) or apply one parameter's update; returns whether it is finite."""
         raise NotImplementedError
 
     def state_arrays(self):
@@ -83,11 +97,8 @@ class SGD(Optimizer):
     def config(self):
         return {"lr": self.lr, "momentum": self.momentum}
 
-    def _update(self, param, grad, state):
-        velocity = state["velocity"]
-        velocity *= self.momentum
-        velocity += grad
-        param -= self.lr * velocity
+    def _update(self, param, grad, state, write):
+        return kernels.sgd(param, grad, state["velocity"], self.lr, self.momentum, write)
 
 
 class Adam(Optimizer):
@@ -109,15 +120,9 @@ class Adam(Optimizer):
     def config(self):
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
-    def _update(self, param, grad, state):
-        m, v = state["m"], state["v"]
-        m *= self.beta1
-        m += (1.0 - self.beta1) * grad
-        v *= self.beta2
-        v += (1.0 - self.beta2) * grad * grad
-        m_hat = m / (1.0 - self.beta1 ** self.steps)
-        v_hat = v / (1.0 - self.beta2 ** self.steps)
-        param -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+    def _update(self, param, grad, state, write):
+        return kernels.adam(param, grad, state["m"], state["v"], self.lr, self.beta1, self.beta2, self.eps,
+                            1.0 - self.beta1 ** self.steps, 1.0 - self.beta2 ** self.steps, write)
 
 
 class RMSProp(Optimizer):
@@ -136,11 +141,8 @@ class RMSProp(Optimizer):
     def config(self):
         return {"lr": self.lr, "rho": self.rho, "eps": self.eps}
 
-    def _update(self, param, grad, state):
-        square = state["square"]
-        square *= self.rho
-        square += (1.0 - self.rho) * grad * grad
-        param -= self.lr * grad / (np.sqrt(square) + self.eps)
+    def _update(self, param, grad, state, write):
+        return kernels.rmsprop(param, grad, state["square"], self.lr, self.rho, self.eps, write)
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSProp}

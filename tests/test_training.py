@@ -45,6 +45,7 @@ class Recorder(Optimizer):
     def step(self, params, grads):
         self.steps += 1
         self.grads.append({k: g.copy() for k, g in grads.items()})
+        return True
 
 
 # -- losses and optimizers ------------------------------------------------------------------
@@ -282,8 +283,8 @@ def test_divergence_stops_and_keeps_the_last_finite_parameters():
     model = small_model(loss="mse", backend="numba")
     X, Y = small_data("mse", "all")
     before = {k: p.copy() for k, p in model.params.items()}
-    with pytest.raises(fastrnn.DivergenceError, match=r"update at step 1 \(epoch 1, batch 1\) made the parameters "
-                                                      r"non-finite"):
+    with pytest.raises(fastrnn.DivergenceError, match=r"the update would make the parameters non-finite at step 1 "
+                                                      r"\(epoch 1, batch 1\)"):
         model.fit(X, 1e6 * Y, epochs=3, batch_size=4, optimizer=fastrnn.SGD(lr=1e305), progress=False)
     for name, value in before.items():
         np.testing.assert_array_equal(model.params[name], value)
@@ -404,3 +405,17 @@ def test_recall_comparison_runs_both_variants():
     (row,) = compare(TASKS["recall-sg"], [0], size="small", epochs=2)
     assert set(row) == {"seed", "tbptt", "tbptt_best", "sg", "sg_best"}
     assert 0.0 <= row["tbptt"] <= 1.0 and 0.0 <= row["sg"] <= 1.0
+
+
+def test_a_refused_update_changes_nothing():
+    """All or nothing: one parameter's non-finite update leaves every parameter and the state alone."""
+    for optimizer in (fastrnn.SGD(0.1, momentum=0.9), fastrnn.Adam(0.1), fastrnn.RMSProp(0.1)):
+        params = {"a": np.array([1.0, 2.0]), "b": np.array([3.0])}
+        optimizer.step(params, {"a": np.array([0.5, -0.5]), "b": np.array([1.0])})
+        before = {k: p.copy() for k, p in params.items()}
+        state = {k: v.copy() for k, v in optimizer.state_arrays().items()}
+        assert not optimizer.step(params, {"a": np.array([0.1, 0.1]), "b": np.array([np.nan])})
+        for k in params:
+            np.testing.assert_array_equal(params[k], before[k])
+        for k, v in optimizer.state_arrays().items():
+            np.testing.assert_array_equal(v, state[k])
