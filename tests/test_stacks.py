@@ -13,6 +13,7 @@ import fastrnn
 from fastrnn.registry import BY_CELL_NAME, StackCase, make_inputs
 
 from .conftest import assert_close
+from .test_kernels_vs_reference import run_pair  # a StackCase builds like a CellCase
 from .test_reference_gradients import numeric_gradient
 
 # Layer recipes: (cell case, or a (forward, backward) pair for a bidirectional layer; dilation).
@@ -34,19 +35,6 @@ def leaves(tree):
 
 def inner(a, b):
     return sum(float(np.sum(p * q)) for p, q in zip(leaves(a), leaves(b)))
-
-
-def run_pair(recipe, T, B, I, H, dtype, truncate, with_state, seed=0):
-    stacks = [recipe.make(I, H, dtype=dtype, seed=seed, backend=b) for b in ("numba", "numpy")]
-    inputs = make_inputs(stacks[0], T, B, seed=seed + 1)
-    state = inputs["state"] if with_state else None
-    dstate = inputs["dstate"] if with_state else None
-    results = []
-    for stack in stacks:
-        y, final, tape = stack.forward(inputs["x"], state)
-        grads, dx, dstate0 = stack.backward(tape, inputs["dy"], dstate, truncate=truncate)
-        results.append((y, final, grads, dx, dstate0))
-    return results
 
 
 def assert_pair(results, dtype, what):
