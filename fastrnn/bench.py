@@ -1,7 +1,9 @@
 """Side-by-side timing of kernels and their NumPy references, in one process.
 
 Speed is reported as ratios: absolute times drift on shared machines, a ratio measured in one
-run with interleaved repeats much less so.
+run with interleaved repeats much less so. Each row also gives the kernel's achieved floating-point
+rate as a fraction of the machine's own GEMM rate for the dtype (measured in the same run), and,
+with ``against_torch``, PyTorch's fused layer on the same work.
 """
 
 import time
@@ -9,7 +11,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .cells import IntersectionRNN
 from .registry import BY_NAME, CASES, STACKS, api_step, make_inputs, train_step
+from .stacks import Bidirectional, DilatedRNN
 
 
 @dataclass
@@ -24,13 +28,93 @@ class BenchRow:
     kernel_us: float
     reference_us: float
     api_us: float
+    gflop: float = float("nan")
+    gemm_gflops: float = float("nan")
+    torch_us: float = None
 
     @property
     def speedup(self):
         return self.reference_us / self.kernel_us
 
+    @property
+    def gflops(self):
+        """The kernel's achieved rate, GFLOP/s."""
+        return self.gflop / (self.kernel_us * 1e-6)
+
+    @property
+    def gemm_fraction(self):
+        """Achieved rate over the machine's single-threaded GEMM rate for the dtype."""
+        return self.gflops / self.gemm_gflops
+
+    @property
+    def vs_torch(self):
+        return None if self.torch_us is None else self.torch_us / self.kernel_us
+
     def as_dict(self):
-        return {**asdict(self), "speedup": self.speedup}
+        return {**asdict(self), "speedup": self.speedup, "gflops": self.gflops, "gemm_fraction": self.gemm_fraction,
+                "vs_torch": self.vs_torch}
+
+
+def flop_count(core, T, B):
+    """FLOPs of one forward + backward: 2 per multiply-add of the input and recurrent products.
+
+    Per step a layer with G gate rows multiplies its input (I) and its state (H) by G rows
+    forward; backward forms the weight gradients and the input and state gradients, twice that.
+    So 6 T B (I + H) G, plus +RNN's input projection (6 T B I H when I != H). Pointwise work is
+    not counted.
+    """
+    if isinstance(core, DilatedRNN):
+        return sum(flop_count(cell, T, B) for cell in core.cells)
+    if isinstance(core, Bidirectional):
+        return flop_count(core.forward_cell, T, B) + flop_count(core.backward_cell, T, B)
+    G, H, I = core._blocks * core.hidden_size, core.hidden_size, core.input_size
+    if isinstance(core, IntersectionRNN):
+        return 6 * T * B * (2 * H) * G + (6 * T * B * I * H if I != H else 0)
+    return 6 * T * B * (I + H) * G
+
+
+def gemm_rate(dtype, size=512, repeat=5):
+    """GFLOP/s of a (size, size) x (size, size) product through the BLAS the kernels call."""
+    from .kernels._driver import mm_ab  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((size, size)).astype(dtype) for _ in range(2))
+    out = np.empty((size, size), dtype)
+    number = calibrate(lambda: mm_ab(a, b, out), 0.05)
+    best = min(per_call(lambda: mm_ab(a, b, out), number) for _ in range(repeat))
+    return 2 * size ** 3 / best / 1e9
+
+
+def torch_step(case, size, dtype, seed=0):
+    """PyTorch's fused nn.RNN/GRU/LSTM forward + backward on the same work, or None where there
+    is none (sigmoid RNN, UGRNN, +RNN, stacks) or torch is not installed."""
+    try:
+        import torch  # noqa: PLC0415
+    except ImportError:
+        return None
+    name = case.name
+    makers = {"rnn-tanh": lambda I, H: torch.nn.RNN(I, H, nonlinearity="tanh"),
+              "rnn-relu": lambda I, H: torch.nn.RNN(I, H, nonlinearity="relu"),
+              "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}
+    if name not in makers:
+        return None
+    T, B, I, H = size
+    torch_dtype = getattr(torch, np.dtype(dtype).name)
+    torch.manual_seed(seed)
+    layer = makers[name](I, H).to(torch_dtype)
+    rng = np.random.default_rng(seed)
+    x = torch.tensor(rng.standard_normal((T, B, I)), dtype=torch_dtype, requires_grad=True)
+    h0 = torch.tensor(rng.standard_normal((1, B, H)), dtype=torch_dtype, requires_grad=True)
+    state = (h0, torch.zeros_like(h0, requires_grad=True)) if name == "lstm" else h0
+    dy = torch.tensor(rng.standard_normal((T, B, H)), dtype=torch_dtype)
+
+    def step():
+        for tensor in (x, h0, *layer.parameters()):
+            tensor.grad = None
+        y, _ = layer(x, state)
+        y.backward(dy)
+
+    return step
 
 
 def calibrate(fn, min_time):
@@ -58,8 +142,10 @@ def per_call(fn, number):
     return (time.perf_counter() - start) / number
 
 
-def bench_case(case, size, dtype="float64", truncate=None, repeat=5, min_time=0.02, seed=0):
-    """Time one forward+backward of ``case`` at ``size`` = (T, B, I, H) on both backends.
+def bench_case(case, size, dtype="float64", truncate=None, repeat=5, min_time=0.02, seed=0, gemm_gflops=None,
+               against_torch=False):
+    """Time one forward+backward of ``case`` at ``size`` = (T, B, I, H) on both backends
+    (and PyTorch's fused layer, with ``against_torch``, where it has one).
 
     For a stack, "kernel" is the whole stack on the numba backend through its public methods
     (the cells' kernels plus the interleaving around them), so it equals "via API".
@@ -70,30 +156,36 @@ def bench_case(case, size, dtype="float64", truncate=None, repeat=5, min_time=0.
     kernel_step = train_step(fast, T, B, seed, truncate)
     reference_step = train_step(slow, T, B, seed, truncate)
     api = api_step(fast, make_inputs(fast, T, B, seed), truncate)
-    steps = (kernel_step, reference_step, api)
+    steps = [kernel_step, reference_step, api]
+    theirs = torch_step(case, size, dtype, seed) if against_torch and truncate is None else None
+    if theirs is not None:
+        steps.append(theirs)
     numbers = [calibrate(step, min_time) for step in steps]
     best = [np.inf] * len(steps)
-    # Interleave the three so that drift in the machine's speed hits them alike.
+    # Interleave them so that drift in the machine's speed hits them alike.
     for _ in range(repeat):
         for i, (step, number) in enumerate(zip(steps, numbers)):
             best[i] = min(best[i], per_call(step, number))
-    kernel, reference, api = best
-    return BenchRow(case.name, np.dtype(dtype).name, T, B, I, H, truncate,
-                    kernel * 1e6, reference * 1e6, api * 1e6)
+    return BenchRow(case.name, np.dtype(dtype).name, T, B, I, H, truncate, best[0] * 1e6, best[1] * 1e6,
+                    best[2] * 1e6, flop_count(fast, T, B) / 1e9,
+                    gemm_gflops if gemm_gflops is not None else float("nan"),
+                    best[3] * 1e6 if theirs is not None else None)
 
 
 def run(cells=None, sizes=None, dtypes=("float64",), truncate=None, repeat=5, min_time=0.02,
-        progress=None):
+        progress=None, against_torch=False):
     """Benchmark every requested cell or stack, size and dtype; returns a list of :class:`BenchRow`.
 
     ``sizes=None`` times each registry case at its own sizes (``case.sizes``).
     """
     cases = CASES + STACKS if not cells else [BY_NAME[name] for name in cells]
+    rates = {dtype: gemm_rate(dtype) for dtype in dtypes}
     rows = []
     for case in cases:
         for dtype in dtypes:
             for size in sizes or case.sizes:
-                row = bench_case(case, size, dtype, truncate, repeat, min_time)
+                row = bench_case(case, size, dtype, truncate, repeat, min_time, gemm_gflops=rates[dtype],
+                                 against_torch=against_torch)
                 rows.append(row)
                 if progress:
                     progress(row)
@@ -101,18 +193,24 @@ def run(cells=None, sizes=None, dtypes=("float64",), truncate=None, repeat=5, mi
 
 
 HEADER = (f"{'cell':<18} {'dtype':<8} {'T':>4} {'B':>4} {'I':>4} {'H':>4}  "
-          f"{'kernel µs':>10} {'reference µs':>13} {'speedup':>8} {'via API µs':>11}")
+          f"{'kernel µs':>10} {'reference µs':>13} {'speedup':>8} {'via API µs':>11} {'of GEMM':>8} {'vs torch':>9}")
+
+
+def _torch_cell(row):
+    return "—" if row.vs_torch is None else f"{row.vs_torch:.1f}x"
 
 
 def format_row(row):
     return (f"{row.cell:<18} {row.dtype:<8} {row.T:>4} {row.B:>4} {row.I:>4} {row.H:>4}  "
-            f"{row.kernel_us:>10.1f} {row.reference_us:>13.1f} {row.speedup:>7.1f}x {row.api_us:>11.1f}")
+            f"{row.kernel_us:>10.1f} {row.reference_us:>13.1f} {row.speedup:>7.1f}x {row.api_us:>11.1f} "
+            f"{row.gemm_fraction:>8.0%} {_torch_cell(row):>9}")
 
 
 def format_markdown(rows):
-    lines = ["| cell | dtype | T | B | I | H | kernel µs | reference µs | speedup | via API µs |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| cell | dtype | T | B | I | H | kernel µs | reference µs | speedup | via API µs | of GEMM | vs torch |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r.cell} | {r.dtype} | {r.T} | {r.B} | {r.I} | {r.H} | {r.kernel_us:.1f} | "
-                     f"{r.reference_us:.1f} | {r.speedup:.1f}x | {r.api_us:.1f} |")
+                     f"{r.reference_us:.1f} | {r.speedup:.1f}x | {r.api_us:.1f} | {r.gemm_fraction:.0%} | "
+                     f"{_torch_cell(r)} |")
     return "\n".join(lines)

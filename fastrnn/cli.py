@@ -59,23 +59,36 @@ def _bench(args):
         print(f"fastrnn bench: unknown cell {unknown[0]!r}; choose from {', '.join(BY_NAME)}", file=sys.stderr)
         return 2
     dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
+    if args.against == "torch":
+        try:
+            import torch
+        except ImportError:
+            print("fastrnn bench: --against torch needs PyTorch (pip install torch==2.13.0, the CPU build)",
+                  file=sys.stderr)
+            return 2
+        torch.set_num_threads(args.blas_threads)
     if not args.json:
-        print("forward+backward per call, min over repeats; speedup = reference / kernel "
+        print("forward+backward per call, min over repeats; speedup = reference / kernel; of GEMM = kernel "
+              "GFLOP/s over this machine's single-threaded GEMM GFLOP/s; vs torch = PyTorch fused layer / kernel "
               "(first use compiles, or loads Numba's on-disk cache)")
         print(bench.HEADER)
     progress = None if args.json else (lambda row: print(bench.format_row(row), flush=True))
     limits, threads = _blas_threads(args.blas_threads)
     with limits:
-        rows = bench.run(args.cells, args.size, dtypes, args.truncate, args.repeat, args.min_time, progress)
+        rows = bench.run(args.cells, args.size, dtypes, args.truncate, args.repeat, args.min_time, progress,
+                         against_torch=args.against == "torch")
     if args.json:
-        json.dump({"environment": environment(), "blas_threads": threads, "rows": [r.as_dict() for r in rows]},
-                  sys.stdout, indent=2)
+        gemm = {row.dtype: row.gemm_gflops for row in rows}
+        json.dump({"environment": environment(), "blas_threads": threads, "gemm_gflops": gemm,
+                   "rows": [r.as_dict() for r in rows]}, sys.stdout, indent=2)
         print()
     else:
         if args.markdown:
             print()
             print(bench.format_markdown(rows))
-        print(f"\n{environment()}; {threads}")
+        gemm = ", ".join(f"{dtype} {rate:.0f}" for dtype, rate in {r.dtype: r.gemm_gflops for r in rows}.items())
+        print(f"\n{environment()}; {threads}; single-threaded GEMM GFLOP/s: {gemm}"
+              + (f"; PyTorch {__import__('torch').__version__}" if args.against == "torch" else ""))
     return 0
 
 
@@ -218,13 +231,14 @@ def main(argv=None):
     b.add_argument("--cells", nargs="+", metavar="CELL", help="registry names, e.g. rnn-tanh or gru-dilated-1-2-4 (default: all)")
     b.add_argument("--size", action="append", type=_size, metavar="TxBxIxH",
                    help="a size to time; repeat for more (default: each case's own sizes; for cells "
-                        "8x1x2x16, 100x1x2x16, 100x16x64x64)")
+                        "8x1x2x16, 100x1x2x16, 100x16x64x64, 100x32x256x256)")
     b.add_argument("--dtype", choices=["float64", "float32", "both"], default="float64")
     b.add_argument("--truncate", type=int, default=None, metavar="K", help="per-output horizon (default: full BPTT)")
     b.add_argument("--repeat", type=int, default=5, help="interleaved repeats; the minimum is reported")
     b.add_argument("--min-time", type=float, default=0.02, help="seconds per measurement")
     b.add_argument("--blas-threads", type=int, default=1, metavar="N",
                    help="BLAS threads for both sides (default 1: a ratio of single-threaded code)")
+    b.add_argument("--against", choices=["torch"], help="also time PyTorch's fused nn.RNN/GRU/LSTM on the same work")
     b.add_argument("--json", action="store_true", help="machine-readable output")
     b.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     args = parser.parse_args(argv)

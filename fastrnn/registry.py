@@ -12,8 +12,8 @@ from .cells import GRU, LSTM, RNN, UGRNN, Cell, IntersectionRNN
 from .stacks import Bidirectional, DilatedRNN, state_template, tree_map
 
 #: (T, B, I, H) timed by ``fastrnn bench`` unless asked otherwise: the binary-addition network,
-#: a long thin sequence, a mid-sized batch.
-CELL_SIZES = ((8, 1, 2, 16), (100, 1, 2, 16), (100, 16, 64, 64))
+#: a long thin sequence, a mid-sized batch, and a large one where the products dominate.
+CELL_SIZES = ((8, 1, 2, 16), (100, 1, 2, 16), (100, 16, 64, 64), (100, 32, 256, 256))
 
 
 @dataclass(frozen=True)

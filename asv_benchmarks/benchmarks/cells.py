@@ -8,8 +8,8 @@ from fastrnn.bench import bench_case
 from fastrnn.registry import CASES, train_step
 
 CELLS = [case.name for case in CASES]
-# (T, B, I, H): the binary-addition network, a long thin sequence, a mid-sized batch.
-SIZES = ["8x1x2x16", "100x1x2x16", "100x16x64x64"]
+# (T, B, I, H): the binary-addition network, a long thin sequence, a mid-sized batch, a large one.
+SIZES = ["8x1x2x16", "100x1x2x16", "100x16x64x64", "100x32x256x256"]
 
 
 def _case(cell):

@@ -1,0 +1,58 @@
+"""fastrnn bench: side-by-side rows, FLOP accounting, the GEMM fraction, JSON and the torch column."""
+
+import json
+
+import numpy as np
+import pytest
+
+import fastrnn
+from fastrnn import bench
+from fastrnn.cli import main
+from fastrnn.registry import BY_NAME
+
+
+def test_flop_count_follows_the_products():
+    T, B = 5, 3
+    # 6 T B (I + H) G: forward, weight gradients and input/state gradients of both products.
+    assert bench.flop_count(fastrnn.RNN(4, 7), T, B) == 6 * T * B * (4 + 7) * 7
+    assert bench.flop_count(fastrnn.LSTM(4, 7), T, B) == 6 * T * B * (4 + 7) * 28
+    # +RNN: its recurrence reads the projected input (H features), plus the projection itself.
+    assert bench.flop_count(fastrnn.IntersectionRNN(4, 7), T, B) == 6 * T * B * 14 * 28 + 6 * T * B * 4 * 7
+    assert bench.flop_count(fastrnn.IntersectionRNN(7, 7), T, B) == 6 * T * B * 14 * 28
+    stack = fastrnn.DilatedRNN([fastrnn.GRU(4, 7), fastrnn.Bidirectional(fastrnn.RNN(7, 2), fastrnn.RNN(7, 3))], [1, 2])
+    assert bench.flop_count(stack, T, B) == 6 * T * B * (11 * 21 + 9 * 2 + 10 * 3)
+
+
+def test_bench_json(capsys):
+    assert main(["bench", "--cells", "gru", "gru-dilated-1-2-4", "--size", "4x2x3x5", "--repeat", "1",
+                 "--min-time", "0.001", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["gemm_gflops"]["float64"] > 0
+    rows = report["rows"]
+    assert [r["cell"] for r in rows] == ["gru", "gru-dilated-1-2-4"]
+    for row in rows:
+        assert row["speedup"] == pytest.approx(row["reference_us"] / row["kernel_us"])
+        assert 0 < row["gemm_fraction"] < 10
+        assert row["gflop"] == pytest.approx(bench.flop_count(BY_NAME[row["cell"]].make(3, 5), 4, 2) / 1e9)
+
+
+def test_bench_table_and_markdown(capsys):
+    assert main(["bench", "--cells", "rnn-sigmoid", "--size", "3x1x2x4", "--repeat", "1", "--min-time", "0.001",
+                 "--markdown", "--dtype", "both"]) == 0
+    out = capsys.readouterr().out
+    assert "| rnn-sigmoid | float32 | 3 | 1 | 2 | 4 |" in out and "| rnn-sigmoid | float64 |" in out
+    assert "single-threaded GEMM GFLOP/s: float32" in out
+
+
+def test_bench_rejects_unknown_cells(capsys):
+    assert main(["bench", "--cells", "transformer"]) == 2
+    assert "unknown cell 'transformer'" in capsys.readouterr().err
+
+
+def test_against_torch_times_the_fused_layer():
+    pytest.importorskip("torch")
+    row = bench.bench_case(BY_NAME["lstm"], (4, 2, 3, 5), repeat=1, min_time=0.001, against_torch=True)
+    assert row.torch_us > 0 and row.vs_torch == pytest.approx(row.torch_us / row.kernel_us)
+    none = bench.bench_case(BY_NAME["ugrnn"], (4, 2, 3, 5), repeat=1, min_time=0.001, against_torch=True)
+    assert none.torch_us is None and none.vs_torch is None
+    assert np.isnan(none.gemm_fraction)  # no GEMM rate measured for a single case
