@@ -21,7 +21,7 @@ def _size(text):
 
 
 class TimeTrainStep:
-    """One forward + backward (full BPTT) through the kernel or the reference."""
+    """Forward, backward (full BPTT) and both, through the kernel or the reference."""
 
     params = (CELLS, ["numba", "numpy"], ["float64", "float32"], SIZES)
     param_names = ["cell", "backend", "dtype", "size"]
@@ -33,6 +33,12 @@ class TimeTrainStep:
 
     def time_forward_backward(self, cell, backend, dtype, size):
         self.step()
+
+    def time_forward(self, cell, backend, dtype, size):
+        self.step.forward()
+
+    def time_backward(self, cell, backend, dtype, size):
+        self.step.backward()
 
 
 class TrackSpeedup:

@@ -10,7 +10,7 @@ NAMES = [case.name for case in STACKS]
 
 
 class TimeStackTrainStep:
-    """One forward + backward (full BPTT) of the stack through its public methods."""
+    """Forward, backward (full BPTT) and both, of the stack through its public methods."""
 
     params = (NAMES, ["numba", "numpy"], ["float64", "float32"])
     param_names = ["stack", "backend", "dtype"]
@@ -23,6 +23,12 @@ class TimeStackTrainStep:
 
     def time_forward_backward(self, stack, backend, dtype):
         self.step()
+
+    def time_forward(self, stack, backend, dtype):
+        self.step.forward()
+
+    def time_backward(self, stack, backend, dtype):
+        self.step.backward()
 
 
 class TrackStackSpeedup:
