@@ -419,3 +419,27 @@ def test_a_refused_update_changes_nothing():
             np.testing.assert_array_equal(params[k], before[k])
         for k, v in optimizer.state_arrays().items():
             np.testing.assert_array_equal(v, state[k])
+
+
+def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    """A crash in the middle of epoch 3 loses only that epoch's partial work: resuming from the
+    checkpoint of epoch 2 gives the uninterrupted run's parameters and history, bit for bit."""
+    path = tmp_path / "run.npz"
+    whole, history = _train("numba", epochs=4)
+    calls = {"n": 0}
+    original = fastrnn.Model._train_batch
+
+    def crashing(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2 * 13 + 5:  # 13 batches of 16 per epoch: the 5th batch of epoch 3
+            raise KeyboardInterrupt("simulated kill")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(fastrnn.Model, "_train_batch", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        _train("numba", epochs=4, checkpoint=path)
+    monkeypatch.undo()
+    resumed, resumed_history = _train("numba", epochs=4, seed=3, checkpoint=path, resume=True)
+    assert resumed_history == history
+    for name in whole.params:
+        np.testing.assert_array_equal(resumed.params[name], whole.params[name])
