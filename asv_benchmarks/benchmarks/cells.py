@@ -20,19 +20,35 @@ def _size(text):
     return tuple(int(p) for p in text.split("x"))
 
 
+def _step(cell, backend, dtype, size):
+    T, B, I, H = _size(size)
+    step = train_step(_case(cell).make(I, H, dtype=dtype, backend=backend), T, B)
+    step()  # compiles, or loads Numba's on-disk cache
+    return step
+
+
 class TimeTrainStep:
-    """Forward, backward (full BPTT) and both, through the kernel or the reference."""
+    """One forward + backward (full BPTT) through the kernel or the reference."""
 
     params = (CELLS, ["numba", "numpy"], ["float64", "float32"], SIZES)
     param_names = ["cell", "backend", "dtype", "size"]
 
     def setup(self, cell, backend, dtype, size):
-        T, B, I, H = _size(size)
-        self.step = train_step(_case(cell).make(I, H, dtype=dtype, backend=backend), T, B)
-        self.step()
+        self.step = _step(cell, backend, dtype, size)
 
     def time_forward_backward(self, cell, backend, dtype, size):
         self.step()
+
+
+class TimeHalves:
+    """Forward and backward apart, at the mid and the large size (asv starts a process per
+    parameter set, so the full grid again would double the suite's time for little news)."""
+
+    params = (CELLS, ["numba", "numpy"], ["float64", "float32"], SIZES[2:])
+    param_names = ["cell", "backend", "dtype", "size"]
+
+    def setup(self, cell, backend, dtype, size):
+        self.step = _step(cell, backend, dtype, size)
 
     def time_forward(self, cell, backend, dtype, size):
         self.step.forward()
