@@ -16,8 +16,9 @@ from .model import DivergenceError, History, Model
 from .optim import SGD, Adam, RMSProp
 from .io import load
 from .synthetic import SyntheticGradients
+from .parallel import sweep
 
 
 __all__ = ["RNN", "GRU", "LSTM", "UGRNN", "IntersectionRNN", "DilatedRNN", "Bidirectional", "Cell", "Tape",
            "Model", "History", "DivergenceError", "SGD", "Adam", "RMSProp", "load",
-           "SyntheticGradients", "__version__"]
+           "SyntheticGradients", "sweep", "__version__"]

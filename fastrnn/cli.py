@@ -122,9 +122,16 @@ def _train(args):
     print(f"model: {model!r}")
     print(f"data: {len(train[0])} training and {len(test[0])} test sequences of {train[0].shape[1]} steps; "
           f"{epochs} epochs, {options}")
-    began = time.perf_counter()
-    history = model.fit(*train, epochs=epochs, validation=test, progress=args.progress, **options)
-    wall = time.perf_counter() - began
+    with _cluster(args) as client:
+        if client is not None:
+            workers = len(client.scheduler_info()["workers"])
+            options.update(executor=client, shards=workers)
+            print(f"data-parallel: each batch split across {workers} Dask workers at {client.scheduler.address}")
+        began = time.perf_counter()
+        history = model.fit(*train, epochs=epochs, validation=test, progress=args.progress, **options)
+        wall = time.perf_counter() - began
+    options.pop("executor", None)
+    options.pop("shards", None)
     last = {key: values[-1] for key, values in history.items()}
     print("final: " + ", ".join(f"{key} {value:.4g}" for key, value in last.items()))
     report = task.report(model, train, test)
@@ -160,6 +167,32 @@ def _train(args):
         _plot(history, args.plot, task.name)
         print(f"loss curve written to {args.plot}")
     return 0
+
+
+def _cluster(args):
+    """A Dask client for --workers N (a local cluster of N processes) or --scheduler ADDRESS."""
+    import contextlib
+
+    if not args.workers and not args.scheduler:
+        return contextlib.nullcontext(None)
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise SystemExit("fastrnn train: --workers and --scheduler need Dask: pip install 'fastrnn[dask]'") from None
+    stack = contextlib.ExitStack()
+    if args.scheduler:
+        client = stack.enter_context(Client(args.scheduler))
+    else:
+        cluster = stack.enter_context(LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                                                   dashboard_address=None))
+        client = stack.enter_context(Client(cluster))
+
+    @contextlib.contextmanager
+    def managed():
+        with stack:
+            yield client
+
+    return managed()
 
 
 def _compare(task, args):
@@ -222,6 +255,9 @@ def main(argv=None):
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--text", metavar="FILE", help="for the text task: train on this UTF-8 file instead")
     t.add_argument("--plot", metavar="PNG", help="write the loss curve to this file (needs matplotlib)")
+    t.add_argument("--workers", type=int, metavar="N", help="data-parallel training on a local Dask cluster of N "
+                   "worker processes (needs fastrnn[dask])")
+    t.add_argument("--scheduler", metavar="ADDRESS", help="data-parallel training on an existing Dask cluster")
     t.add_argument("--compare", type=int, metavar="SEEDS",
                    help="synthetic-gradient tasks: train plain TBPTT and synthetic gradients over this many "
                         "seeds and print a table")

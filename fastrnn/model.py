@@ -76,6 +76,18 @@ def _check_tbptt(tbptt):
     return k1, k2
 
 
+def _check_parallel(executor, shards, sg):
+    if executor is None:
+        if shards is not None:
+            raise ValueError("shards: data-parallel training needs an executor (executor=...)")
+        return None
+    from .parallel import as_executor  # noqa: PLC0415
+
+    if sg is not None:
+        raise ValueError("executor: data-parallel training does not combine with synthetic_gradients")
+    return as_executor(executor), v.check_positive_int("shards", 2 if shards is None else shards)
+
+
 def _check_synthetic(synthetic, tbptt):
     if synthetic is None or synthetic is False:
         return None
@@ -258,7 +270,8 @@ class Model:
         return metrics
 
     def fit(self, X, Y, *, epochs, batch_size=32, optimizer="adam", tbptt=None, truncate=None, clip=None,
-            validation=None, progress=None, checkpoint=None, resume=False, synthetic_gradients=None):
+            validation=None, progress=None, checkpoint=None, resume=False, synthetic_gradients=None,
+            executor=None, shards=None):
         """Train on (X, Y); returns the :class:`History`.
 
         Parameters
@@ -300,6 +313,15 @@ class Model:
             the gradient each segment's backward sends into its start state. The exact rules are
             in :mod:`fastrnn.synthetic`. ``True`` means ``SyntheticGradients()``; pass your own
             object to set ``scale`` and ``lr`` or to keep M between fits.
+        executor : concurrent.futures.Executor or distributed.Client, optional
+            Data-parallel training: each update's batch is split into ``shards`` parts whose
+            gradients are computed on the executor's workers (with the numba kernels), summed in
+            shard order and applied once here. The history equals the single-process one up to
+            the order of floating-point sums. A shard that fails (raises, or its worker dies)
+            stops fit with :class:`fastrnn.parallel.WorkerError`, the parameters at their last
+            completed update.
+        shards : int, optional
+            Parts per batch (default: 2); only with ``executor``.
 
         Raises
         ------
@@ -313,6 +335,7 @@ class Model:
         batch_size = v.check_positive_int("batch_size", batch_size)
         tbptt = _check_tbptt(tbptt)
         sg = _check_synthetic(synthetic_gradients, tbptt)
+        pool = _check_parallel(executor, shards, sg)
         k = v.check_truncate(truncate)
         truncate = None if k < 0 else k
         if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0):
@@ -332,6 +355,10 @@ class Model:
             sg.prepare(state_size(self.core), self.dtype)
         if checkpoint is not None and resume and os.path.exists(checkpoint):
             first_epoch, history = io.restore_checkpoint(self, optimizer, checkpoint, synthetic=sg)
+        if pool is not None:  # compile here first: fresh workers writing Numba's cache at once is a hazard
+            from .parallel import warm_up  # noqa: PLC0415
+
+            warm_up(self, X, Y, {"optimizer": optimizer, "tbptt": tbptt, "truncate": truncate})
         bar = _progress_bar(progress, total=(epochs - first_epoch) * math.ceil(N / batch_size))
         segments = _segments(T, tbptt)
         # Overflow and NaN are not warnings here: every update checks for them and stops (DivergenceError).
@@ -346,7 +373,7 @@ class Model:
                     x = self._time_major(X[idx])
                     target = Y[idx] if self.readout == "last" else self._time_major(Y[idx])
                     value, count, c, n, sg_loss = self._train_batch(x, target, optimizer, segments, truncate, clip,
-                                                                    sg, epoch, batch)
+                                                                    sg, epoch, batch, pool)
                     total, positions, correct, judged = total + value, positions + count, correct + c, judged + n
                     if sg is not None:
                         sg_sum, sg_count = sg_sum + sg_loss, sg_count + len(segments) - 1
@@ -366,29 +393,68 @@ class Model:
                     io.save(self, checkpoint, optimizer=optimizer, epoch=epoch + 1, history=history, synthetic=sg)
         return history
 
-    def _train_batch(self, x, target, optimizer, segments, truncate, clip, sg, epoch=0, batch=0):
+    def _train_batch(self, x, target, optimizer, segments, truncate, clip, sg, epoch=0, batch=0, pool=None):
         """Every chunk of one batch (time-major ``x`` and ``target``): forward, backward, update.
 
+        With ``pool`` = (executor, shards) the chunks' gradients come from the workers.
         Returns (loss sum, positions, correct, judged, summed synthetic-gradient loss).
         """
         T = x.shape[0]
-        states = {0: None}  # the state entering each window, by its first step
+        states = {0: None}  # the state entering each window, by its first step (per shard with a pool)
         total, positions, correct, judged, sg_total = 0.0, 0, 0, 0, 0.0
         for i, (window, start, end) in enumerate(segments):
-            inject = sg.inject if sg is not None and end < T else None
-            value, count, c, n, grads, states[end], dstart = self._chunk_step(
-                x, target, states[window], window, start, end, truncate, inject)
             following = segments[i + 1][0] if i + 1 < len(segments) else end
-            if following not in states:
-                # The next window starts inside this one: its entering state is a constant,
-                # computed with the parameters of this chunk's forward.
-                _, states[following], _ = self.core.forward(x[window:following], states[window])
+            if pool is not None:
+                value, count, c, n, grads = self._parallel_chunk(pool, x, target, states, window, start, end,
+                                                                 following, truncate, optimizer.steps + 1)
+            else:
+                inject = sg.inject if sg is not None and end < T else None
+                value, count, c, n, grads, states[end], dstart = self._chunk_step(
+                    x, target, states[window], window, start, end, truncate, inject)
+                if following not in states:
+                    # The next window starts inside this one: its entering state is a constant,
+                    # computed with the parameters of this chunk's forward.
+                    _, states[following], _ = self.core.forward(x[window:following], states[window])
             self._apply(optimizer, grads, value / count if count else 0.0, clip, optimizer.steps + 1, epoch, batch)
             if sg is not None and window > 0:
                 # M's prediction at this boundary learns from the gradient that reached it.
                 sg_total += sg.train(states[window], dstart)
             total, positions, correct, judged = total + value, positions + count, correct + c, judged + n
         return total, positions, correct, judged, sg_total
+
+    def _parallel_chunk(self, pool, x, target, states, window, start, end, following, truncate, step):
+        """One chunk's gradient from the workers, one shard of the batch each, summed in shard order."""
+        from .parallel import WorkerError, describe, shard_gradients  # noqa: PLC0415
+
+        executor, shards = pool
+        B = x.shape[1]
+        bounds = np.linspace(0, B, min(shards, B) + 1).astype(int)
+        spec = (describe(self), {name: np.array(p) for name, p in self.params.items()})
+        entering = states[window] or [None] * (len(bounds) - 1)
+        futures = []
+        for s, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+            shard_target = target[lo:hi] if self.readout == "last" else target[:, lo:hi]
+            futures.append(executor.submit(shard_gradients, spec, np.ascontiguousarray(x[:, lo:hi]), shard_target,
+                                           entering[s], window, start, end, following, truncate))
+        results = []
+        for s, future in enumerate(futures):
+            try:
+                results.append(future.result())
+            except Exception as error:  # noqa: BLE001 - reported with its shard and step
+                raise WorkerError(f"fit: shard {s + 1} of {len(futures)} failed on its worker at step {step}: "
+                                  f"{type(error).__name__}: {error}; the model keeps the parameters of the last "
+                                  f"completed step") from error
+        value = sum(r[0] for r in results)
+        count = sum(r[1] for r in results)
+        grads = None
+        if all(r[4] is not None for r in results):
+            grads = {name: sum(r[4][name] for r in results) for name in results[0][4]}
+            if count:
+                grads = {name: g / count for name, g in grads.items()}
+        states[end] = [r[5] for r in results]
+        if following not in states:
+            states[following] = [r[6] for r in results]
+        return value, count, sum(r[2] for r in results), sum(r[3] for r in results), grads
 
     def training_step(self, X, Y, *, optimizer="adam", tbptt=None, truncate=None, synthetic_gradients=None):
         """A function that runs one training update on the batch (X, Y), checked and laid out

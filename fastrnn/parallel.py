@@ -1,0 +1,207 @@
+"""Past one process: hyper-parameter sweeps and data-parallel gradients on any executor.
+
+Everything here takes a :class:`concurrent.futures.Executor`: a ``ProcessPoolExecutor``, an MPI
+pool, or Dask (``distributed.Client(...).get_executor()``; a ``Client`` itself is accepted too).
+Work is shipped as plain data (architecture descriptions and arrays), so any worker that has
+fastrnn installed can do it. Numba compiles on first use and caches on disk; concurrent cache
+writes from several fresh workers are a known Numba hazard, so the parent compiles (or loads)
+every kernel a job needs before fanning out, and the workers then only read the cache.
+"""
+
+import inspect
+import itertools
+import threading
+import time
+
+import numpy as np
+
+from . import io
+from .model import Model
+from .optim import SGD
+
+#: Grid keys that go to Model.fit rather than to make_model.
+_FIT_ARGUMENTS = set(inspect.signature(Model.fit).parameters) - {"self", "X", "Y"}
+
+
+class WorkerError(RuntimeError):
+    """A shard of a data-parallel step failed on its worker (it raised, or the worker died)."""
+
+
+def as_executor(executor):
+    """An Executor from ``executor``; a Dask ``Client`` becomes ``client.get_executor(pure=False)``."""
+    if executor is None:
+        return None
+    if hasattr(executor, "get_executor"):  # distributed.Client: results are not pure functions of inputs
+        return executor.get_executor(pure=False)
+    if not hasattr(executor, "submit"):
+        raise TypeError(f"executor: expected a concurrent.futures.Executor or a Dask Client, got "
+                        f"{type(executor).__name__}")
+    return executor
+
+
+def grid_points(grid):
+    """A list of dicts: ``grid`` itself if it is a list of dicts, or the product of a dict of lists
+    (in the order of its keys, the last key varying fastest)."""
+    if isinstance(grid, dict):
+        keys = list(grid)
+        return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+    points = list(grid)
+    if not all(isinstance(p, dict) for p in points):
+        raise TypeError("grid: expected a dict of lists or a list of dicts")
+    return points
+
+
+def _split_point(point):
+    """A grid point's fit arguments (names of Model.fit's parameters) and the rest, for make_model."""
+    fit_args = {k: v for k, v in point.items() if k in _FIT_ARGUMENTS}
+    model_args = {k: v for k, v in point.items() if k not in _FIT_ARGUMENTS}
+    return model_args, fit_args
+
+
+def run_point(make_model, point, X, Y, fit_kwargs):
+    """Train one grid point; the worker side of :func:`sweep` (also its serial path)."""
+    model_args, fit_args = _split_point(point)
+    began = time.perf_counter()
+    model = make_model(**model_args)
+    history = model.fit(X, Y, progress=False, **{**fit_kwargs, **fit_args})
+    return {"metrics": {key: values[-1] for key, values in history.items()},
+            "history": dict(history), "seconds": time.perf_counter() - began}
+
+
+def warm_up(model, X, Y, fit_kwargs):
+    """Compile (or load from the cache) every kernel a fit of ``model`` needs, in this process.
+
+    Runs one training step of a throwaway twin (same architecture, a fresh optimizer of the same
+    kind), so ``model`` itself is not touched.
+    """
+    twin = _twin(describe(model), model.backend)
+    optimizer = fit_kwargs.get("optimizer", "adam")
+    if not isinstance(optimizer, str):
+        try:
+            optimizer = type(optimizer)(**optimizer.config())
+        except TypeError:  # a user's optimizer class with other constructor arguments
+            optimizer = SGD(0.0)
+    options = {k: fit_kwargs[k] for k in ("tbptt", "truncate") if fit_kwargs.get(k) is not None}
+    if fit_kwargs.get("synthetic_gradients") is not None:
+        options["synthetic_gradients"] = True
+    X, Y = np.asarray(X), np.asarray(Y)
+    twin.training_step(X[:1], Y[:1], optimizer=optimizer, **options)()
+    twin.predict(X[:1])
+
+
+def _twin(description, backend):
+    core = io.build_core(description["core"], description["dtype"], backend)
+    return Model(core, description["output_size"], loss=description["loss"], readout=description["readout"], seed=0)
+
+
+def sweep(make_model, grid, X, Y, *, executor=None, **fit_kwargs):
+    """Train one model per grid point; returns the results in grid order.
+
+    Parameters
+    ----------
+    make_model : callable
+        ``make_model(**point) -> Model``, called with the point's entries that are not arguments
+        of :meth:`Model.fit`; the others (``epochs``, ``batch_size``, ``tbptt``, ...) go to fit.
+        On a process or Dask executor it must be picklable (a module-level function).
+    grid : dict of lists, or list of dicts
+        The points: a dict of lists means their product.
+    X, Y : array_like
+        Training data, the same for every point.
+    executor : concurrent.futures.Executor or distributed.Client, optional
+        Where to train; None trains each point here, one after the other.
+    **fit_kwargs
+        Passed to every :meth:`Model.fit` (a point's own entries take precedence).
+
+    Returns
+    -------
+    list of dict
+        Per point: ``"point"``, ``"status"`` ("ok" or "failed"), ``"metrics"`` (the last epoch's),
+        ``"history"``, ``"seconds"`` (the point's training wall time) and ``"error"`` (for a point
+        whose training raised, or whose worker died). A failed point does not stop the others.
+        A model is built from its seed alone, so each result equals that point trained alone.
+    """
+    points = grid_points(grid)
+    executor = as_executor(executor)
+    if executor is None:
+        return [_outcome(point, lambda point=point: run_point(make_model, point, X, Y, fit_kwargs)) for point in points]
+    # Compile in the parent, once per distinct architecture, before any worker starts.
+    seen = set()
+    for point in points:
+        model_args, fit_args = _split_point(point)
+        try:
+            model = make_model(**model_args)
+        except Exception:  # noqa: BLE001 - the point's own run reports it
+            continue
+        key = repr(io.core_spec(model.core)) + model.dtype.name + model.backend
+        if key not in seen:
+            seen.add(key)
+            warm_up(model, X, Y, {**fit_kwargs, **fit_args})
+    futures = [executor.submit(run_point, make_model, point, X, Y, fit_kwargs) for point in points]
+    return [_outcome(point, future.result) for point, future in zip(points, futures)]
+
+
+def _outcome(point, result):
+    try:
+        return {"point": point, "status": "ok", "error": None, **result()}
+    except Exception as error:  # noqa: BLE001 - a failed point is reported and the sweep goes on
+        return {"point": point, "status": "failed", "error": f"{type(error).__name__}: {error}", "metrics": {},
+                "history": {}, "seconds": float("nan")}
+
+
+def format_table(results):
+    """Results of :func:`sweep` as a Markdown table."""
+    keys = sorted({k for r in results for k in r["point"]})
+    metrics = sorted({k for r in results for k in r["metrics"]})
+    lines = ["| " + " | ".join([*keys, "status", *metrics, "seconds"]) + " |",
+             "|" + "---|" * (len(keys) + len(metrics) + 2)]
+    for r in results:
+        cells = [str(r["point"].get(k, "")) for k in keys] + [r["status"] if r["status"] == "ok" else
+                                                              f"failed: {r['error']}"]
+        cells += [f"{r['metrics'][m]:.4g}" if m in r["metrics"] else "" for m in metrics]
+        cells.append(f"{r['seconds']:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# -- data-parallel gradients -----------------------------------------------------------------
+
+def shard_gradients(spec, x, target, state, window, start, end, following, truncate):
+    """The worker side of a data-parallel step: one shard's chunk, from plain data.
+
+    ``spec`` is (model description, parameter arrays). Returns the shard's loss sum, positions,
+    correct and judged predictions, gradient *sums* (so that shards add up), its final state and
+    its state at ``following`` (the next window's first step; None if that is ``end``).
+    """
+    description, arrays = spec
+    model = _rebuild(description, arrays)
+    value, count, correct, judged, grads, final, _ = model._chunk_step(x, target, state, window, start, end, truncate)
+    if grads is not None and count:
+        grads = {name: g * count for name, g in grads.items()}
+    entering = None
+    if following != end and following != window:
+        _, entering, _ = model.core.forward(x[window:following], state)
+    return value, count, correct, judged, grads, final, entering
+
+
+_LOCAL = threading.local()  # per worker thread: threads of one process must not share a model
+
+
+def _rebuild(description, arrays):
+    """A model of this architecture with these parameters; the object is reused across steps."""
+    models = getattr(_LOCAL, "models", None)
+    if models is None:
+        models = _LOCAL.models = {}
+    key = repr(description)
+    model = models.get(key)
+    if model is None:
+        model = models[key] = _twin(description, "numba")
+    for name, value in arrays.items():
+        model.params[name][...] = value
+    return model
+
+
+def describe(model):
+    """What a worker needs to rebuild ``model``'s architecture (not its parameters)."""
+    return {"core": io.core_spec(model.core), "dtype": model.dtype.name, "output_size": model.output_size,
+            "loss": model.loss.name, "readout": model.readout}
+
