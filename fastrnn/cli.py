@@ -183,8 +183,10 @@ def _cluster(args):
     if args.scheduler:
         client = stack.enter_context(Client(args.scheduler))
     else:
+        # ":0": the scheduler's HTTP endpoint on a free port (None still binds 8787, which a second
+        # cluster on the machine then fails on); without bokeh installed it serves no dashboard.
         cluster = stack.enter_context(LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                                                   dashboard_address=None))
+                                                   dashboard_address=":0"))
         client = stack.enter_context(Client(cluster))
 
     @contextlib.contextmanager
