@@ -173,3 +173,23 @@ def test_fastrnn_train_on_local_dask_workers(capsys):
     assert main(["train", "sequence-sum", "--epochs", "1", "--workers", "2", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "data-parallel: each batch split across 2 Dask workers" in out and "test R^2" in out
+
+
+def test_a_failed_data_parallel_run_resumes_from_its_checkpoint(tmp_path):
+    """WorkerError in epoch 2 leaves the epoch-1 checkpoint; resuming it (same shards) gives the
+    uninterrupted data-parallel run exactly."""
+    X, Y = data()
+    path = tmp_path / "dp.npz"
+    options = dict(epochs=3, batch_size=16, progress=False, shards=2)
+    with ThreadPoolExecutor(2) as executor:
+        whole = make_model()
+        history = whole.fit(X, Y, executor=executor, optimizer=fastrnn.SGD(0.1, momentum=0.5), **options)
+        with pytest.raises(WorkerError):
+            make_model().fit(X, Y, executor=FailingExecutor(fail_at=2 * 3 + 3), checkpoint=path,
+                             optimizer=fastrnn.SGD(0.1, momentum=0.5), **options)
+        resumed = make_model(seed=5)  # its own initialisation is replaced by the checkpoint's
+        resumed_history = resumed.fit(X, Y, executor=executor, checkpoint=path, resume=True,
+                                      optimizer=fastrnn.SGD(0.1, momentum=0.5), **options)
+    assert resumed_history == history
+    for name in whole.params:
+        np.testing.assert_array_equal(resumed.params[name], whole.params[name])
