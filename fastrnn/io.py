@@ -49,6 +49,20 @@ def build_core(spec, dtype, backend):
     return CELLS[kind](spec["input_size"], spec["hidden_size"], dtype=dtype, backend=backend, **options)
 
 
+def model_spec(model):
+    """A JSON-able description of a Model's architecture, head and loss (not its parameters)."""
+    return {"core": core_spec(model.core), "dtype": model.dtype.name, "output_size": model.output_size,
+            "loss": model.loss.name, "readout": model.readout}
+
+
+def build_model(spec, backend, seed=0):
+    """Inverse of :func:`model_spec`, with fresh parameters."""
+    from .model import Model  # noqa: PLC0415  (model imports this module lazily too)
+
+    core = build_core(spec["core"], spec["dtype"], backend)
+    return Model(core, spec["output_size"], loss=spec["loss"], readout=spec["readout"], seed=seed)
+
+
 def _atomic_savez(path, arrays):
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
@@ -70,9 +84,7 @@ def _atomic_savez(path, arrays):
 def save(model, path, *, optimizer=None, epoch=None, history=None, synthetic=None):
     """Write ``model`` (and, for a checkpoint, the optimizer state, epoch, history and any
     synthetic-gradient module) to ``path``."""
-    meta = {"format": FORMAT, "fastrnn": __version__, "core": core_spec(model.core), "dtype": model.dtype.name,
-            "output_size": model.output_size, "loss": model.loss.name, "readout": model.readout,
-            "seed": model.seed}
+    meta = {"format": FORMAT, "fastrnn": __version__, **model_spec(model), "seed": model.seed}
     arrays = {f"param/{key}": value for key, value in model.params.items()}
     if optimizer is not None:
         meta["optimizer"] = {"kind": type(optimizer).__name__, "config": optimizer.config()}
@@ -123,12 +135,13 @@ def load(path, *, backend="numba"):
     ValueError
         If the file is not a fastrnn model, or its parameters do not fit its architecture.
     """
-    from .model import Model  # noqa: PLC0415  (model imports this module lazily too)
+    return _restore(*_read(path), path, backend)
 
-    arrays, meta = _read(path)
+
+def _restore(arrays, meta, path, backend):
+    """The model described by a file's ``meta``, with its stored parameters checked and copied in."""
     try:
-        core = build_core(meta["core"], meta["dtype"], backend)
-        model = Model(core, meta["output_size"], loss=meta["loss"], readout=meta["readout"], seed=meta["seed"])
+        model = build_model(meta, backend, seed=meta["seed"])
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{path}: the architecture in this file cannot be built ({error!r})") from None
     expected = set(model.params)
@@ -150,10 +163,9 @@ def restore_checkpoint(model, optimizer, path, synthetic=None):
     module, if any; returns (epoch, history)."""
     from .model import History  # noqa: PLC0415
 
-    saved = load(path, backend=model.backend)
-    arrays, meta = _read(path)
-    if core_spec(saved.core) != core_spec(model.core) or saved.output_size != model.output_size \
-            or saved.loss.name != model.loss.name or saved.readout != model.readout or saved.dtype != model.dtype:
+    arrays, meta = _read(path)  # read once: the model and the training state come from the same file
+    saved = _restore(arrays, meta, path, model.backend)
+    if model_spec(saved) != model_spec(model):
         raise ValueError(f"checkpoint: {path} holds a different model ({saved!r}); cannot resume {model!r} from it")
     if "epoch" not in meta or "optimizer" not in meta:
         raise ValueError(f"checkpoint: {path} is a saved model, not a fit checkpoint (no epoch or optimizer)")

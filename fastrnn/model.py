@@ -336,6 +336,8 @@ class Model:
         tbptt = _check_tbptt(tbptt)
         sg = _check_synthetic(synthetic_gradients, tbptt)
         pool = _check_parallel(executor, shards, sg)
+        if pool is not None:  # the architecture does not change during fit: describe it once
+            pool = (*pool, io.model_spec(self))
         k = v.check_truncate(truncate)
         truncate = None if k < 0 else k
         if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0):
@@ -396,7 +398,7 @@ class Model:
     def _train_batch(self, x, target, optimizer, segments, truncate, clip, sg, epoch=0, batch=0, pool=None):
         """Every chunk of one batch (time-major ``x`` and ``target``): forward, backward, update.
 
-        With ``pool`` = (executor, shards) the chunks' gradients come from the workers.
+        With ``pool`` = (executor, shards, model spec) the chunks' gradients come from the workers.
         Returns (loss sum, positions, correct, judged, summed synthetic-gradient loss).
         """
         T = x.shape[0]
@@ -424,12 +426,12 @@ class Model:
 
     def _parallel_chunk(self, pool, x, target, states, window, start, end, following, truncate, step):
         """One chunk's gradient from the workers, one shard of the batch each, summed in shard order."""
-        from .parallel import WorkerError, describe, shard_gradients  # noqa: PLC0415
+        from .parallel import WorkerError, shard_gradients  # noqa: PLC0415
 
-        executor, shards = pool
+        executor, shards, description = pool
         B = x.shape[1]
         bounds = np.linspace(0, B, min(shards, B) + 1).astype(int)
-        spec = (describe(self), {name: np.array(p) for name, p in self.params.items()})
+        spec = (description, {name: np.array(p) for name, p in self.params.items()})
         entering = states[window] or [None] * (len(bounds) - 1)
         futures = []
         for s, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):

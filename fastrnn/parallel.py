@@ -74,7 +74,7 @@ def warm_up(model, X, Y, fit_kwargs):
     Runs one training step of a throwaway twin (same architecture, a fresh optimizer of the same
     kind), so ``model`` itself is not touched.
     """
-    twin = _twin(describe(model), model.backend)
+    twin = io.build_model(io.model_spec(model), model.backend)
     optimizer = fit_kwargs.get("optimizer", "adam")
     if not isinstance(optimizer, str):
         try:
@@ -87,11 +87,6 @@ def warm_up(model, X, Y, fit_kwargs):
     X, Y = np.asarray(X), np.asarray(Y)
     twin.training_step(X[:1], Y[:1], optimizer=optimizer, **options)()
     twin.predict(X[:1])
-
-
-def _twin(description, backend):
-    core = io.build_core(description["core"], description["dtype"], backend)
-    return Model(core, description["output_size"], loss=description["loss"], readout=description["readout"], seed=0)
 
 
 def sweep(make_model, grid, X, Y, *, executor=None, **fit_kwargs):
@@ -168,7 +163,7 @@ def format_table(results):
 def shard_gradients(spec, x, target, state, window, start, end, following, truncate):
     """The worker side of a data-parallel step: one shard's chunk, from plain data.
 
-    ``spec`` is (model description, parameter arrays). Returns the shard's loss sum, positions,
+    ``spec`` is (:func:`fastrnn.io.model_spec`, parameter arrays). Returns the shard's loss sum, positions,
     correct and judged predictions, gradient *sums* (so that shards add up), its final state and
     its state at ``following`` (the next window's first step; None if that is ``end``).
     """
@@ -194,14 +189,7 @@ def _rebuild(description, arrays):
     key = repr(description)
     model = models.get(key)
     if model is None:
-        model = models[key] = _twin(description, "numba")
+        model = models[key] = io.build_model(description, "numba")
     for name, value in arrays.items():
         model.params[name][...] = value
     return model
-
-
-def describe(model):
-    """What a worker needs to rebuild ``model``'s architecture (not its parameters)."""
-    return {"core": io.core_spec(model.core), "dtype": model.dtype.name, "output_size": model.output_size,
-            "loss": model.loss.name, "readout": model.readout}
-
