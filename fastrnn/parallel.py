@@ -112,13 +112,16 @@ def sweep(make_model, grid, X, Y, *, executor=None, **fit_kwargs):
     list of dict
         Per point: ``"point"``, ``"status"`` ("ok" or "failed"), ``"metrics"`` (the last epoch's),
         ``"history"``, ``"seconds"`` (the point's training wall time) and ``"error"`` (for a point
-        whose training raised, or whose worker died). A failed point does not stop the others.
+        whose training raised, or whose worker died). A failed point does not stop the others. A
+        point whose worker died is run once more on its own first: Dask also counts the death
+        against the tasks that were only queued on that worker.
         A model is built from its seed alone, so each result equals that point trained alone.
     """
     points = grid_points(grid)
     executor = as_executor(executor)
     if executor is None:
-        return [_outcome(point, lambda point=point: run_point(make_model, point, X, Y, fit_kwargs)) for point in points]
+        return [_outcome(point, lambda point=point: run_point(make_model, point, X, Y, fit_kwargs))[0]
+                for point in points]
     # Compile in the parent, once per distinct architecture, before any worker starts.
     seen = set()
     for point in points:
@@ -132,15 +135,26 @@ def sweep(make_model, grid, X, Y, *, executor=None, **fit_kwargs):
             seen.add(key)
             warm_up(model, X, Y, {**fit_kwargs, **fit_args})
     futures = [executor.submit(run_point, make_model, point, X, Y, fit_kwargs) for point in points]
-    return [_outcome(point, future.result) for point, future in zip(points, futures)]
+    outcomes = [_outcome(point, future.result) for point, future in zip(points, futures)]
+    # A point whose worker died may only have been queued beside the one that killed it: Dask
+    # counts every task a dying worker held against that task's retries. Each such point gets a
+    # second run on its own, so that only a point that kills its workers by itself fails.
+    return [_outcome(point, executor.submit(run_point, make_model, point, X, Y, fit_kwargs).result)[0]
+            if worker_died else result for point, (result, worker_died) in zip(points, outcomes)]
+
+
+#: Exceptions that say a worker process died (Dask's, the standard library's process pool's).
+_WORKER_DEATHS = ("KilledWorker", "BrokenProcessPool")
 
 
 def _outcome(point, result):
+    """The result row of ``point``, and whether it failed because its worker died."""
     try:
-        return {"point": point, "status": "ok", "error": None, **result()}
+        return {"point": point, "status": "ok", "error": None, **result()}, False
     except Exception as error:  # noqa: BLE001 - a failed point is reported and the sweep goes on
-        return {"point": point, "status": "failed", "error": f"{type(error).__name__}: {error}", "metrics": {},
-                "history": {}, "seconds": float("nan")}
+        row = {"point": point, "status": "failed", "error": f"{type(error).__name__}: {error}", "metrics": {},
+               "history": {}, "seconds": float("nan")}
+        return row, type(error).__name__ in _WORKER_DEATHS
 
 
 def format_table(results):
