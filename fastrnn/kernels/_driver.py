@@ -197,11 +197,15 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
     dh_direct = np.empty((R, H), dtype)
     dc_prev = np.empty((R, C), dtype)
     hprop = np.empty((R, H), dtype)
+    # Gradients at the pre-activations of every step, rows t*B ... t*B + B-1 for step t. One
+    # block for both: glibc returns freed memory at the top of the heap to the system once more
+    # than twice the largest block freed so far lies there, and two such arrays freed together
+    # crossed that line on every call (the backward then spent a third of its time in page faults).
+    work = np.empty((2 if separate_hh else 1, T * B, G), dtype)
+    dgi = work[0]
+    dgh = work[1] if separate_hh else dgi
     slot_gi = np.empty((R, G), dtype)
     slot_gh = np.empty((R, G), dtype) if separate_hh else slot_gi
-    # Gradients at the pre-activations of every step, rows t*B ... t*B + B-1 for step t.
-    dgi = np.empty((T * B, G), dtype)
-    dgh = np.empty((T * B, G), dtype) if separate_hh else dgi
     direct_input = cell in steps.DIRECT_INPUT
     if direct_input:
         dxt[...] = 0.0
