@@ -10,11 +10,14 @@ import pytest
 
 import fastrnn.kernels
 import fastrnn.reference
+from fastrnn.kernels._driver import BLOCK_ROWS
 from fastrnn.registry import make_inputs
 
 from .conftest import assert_close, assert_state_close
 
-SHAPES = [(1, 1, 2, 3), (5, 1, 3, 3), (7, 3, 4, 5), (16, 4, 9, 7)]  # (T, B, I, H)
+# (T, B, I, H). The kernels work through the sequence in blocks of BLOCK_ROWS // B steps; the
+# last shape has two full blocks and a partial one.
+SHAPES = [(1, 1, 2, 3), (5, 1, 3, 3), (7, 3, 4, 5), (16, 4, 9, 7), (2 * (BLOCK_ROWS // 24) + 3, 24, 3, 4)]
 
 
 def truncations(T):
