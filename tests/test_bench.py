@@ -7,7 +7,7 @@ import pytest
 
 import fastrnn
 from fastrnn import bench
-from fastrnn.cli import main
+from fastrnn.cli import _blas_kernels, main
 from fastrnn.registry import BY_NAME
 
 
@@ -28,6 +28,7 @@ def test_bench_json(capsys):
                  "--min-time", "0.001", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["gemm_gflops"]["float64"] > 0
+    assert isinstance(report["blas_kernels"], str)
     rows = report["rows"]
     assert [r["cell"] for r in rows] == ["gru", "gru-dilated-1-2-4"]
     for row in rows:
@@ -56,3 +57,14 @@ def test_against_torch_times_the_fused_layer():
     none = bench.bench_case(BY_NAME["ugrnn"], (4, 2, 3, 5), repeat=1, min_time=0.001, against_torch=True)
     assert none.torch_us is None and none.vs_torch is None
     assert np.isnan(none.gemm_fraction)  # no GEMM rate measured for a single case
+
+
+def test_blas_kernel_hint():
+    """The bench names OpenBLAS's kernels, and says so when they leave the CPU's AVX-512 unused."""
+    avx512 = ["fma", "avx2", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"]
+    haswell = [{"internal_api": "openblas", "architecture": "Haswell"}]
+    skylake = [{"internal_api": "openblas", "architecture": "SkylakeX"}]
+    assert "OPENBLAS_CORETYPE=SkylakeX" in _blas_kernels(haswell, avx512)
+    assert _blas_kernels(haswell, avx512[:2]) == "OpenBLAS kernels: Haswell"
+    assert _blas_kernels(skylake, avx512) == "OpenBLAS kernels: SkylakeX"
+    assert _blas_kernels([{"internal_api": "mkl"}], avx512) == ""
