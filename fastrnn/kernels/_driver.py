@@ -219,7 +219,7 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
     h_rows = hs[:T].reshape(T * B, H)
     dx_rows = dxt.reshape(T * B, I)
     direct_input = cell in steps.DIRECT_INPUT
-    dx_part = np.empty((span * B, I), dtype) if direct_input else dx_rows[:0]
+    dx_part = np.empty((span * B, I), dtype) if direct_input else dx_rows[:0]  # (unused without)
     if direct_input:
         dxt[...] = 0.0
     db_ih[...] = 0.0
@@ -287,12 +287,12 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
 
 
 @inlined
-def _flush_block(dgi, dgh, x_rows, h_rows, w_ih, last_block, part_ih, part_hh, dw_ih, dw_hh, db_ih, db_hh,
+def _flush_block(dgi, dgh, x_rows, h_rows, w_ih, overwrite, part_ih, part_hh, dw_ih, dw_hh, db_ih, db_hh,
                  dx_rows, direct_input, dx_part):
     """Take one block's pre-activation gradients (rows of ``dgi``/``dgh``) into the weight, bias
-    and input gradients: GEMMs over the block's rows, added to the blocks done before (the
-    block holding step T-1, done first, writes them)."""
-    if last_block:
+    and input gradients: GEMMs over the block's rows. The weight gradients of the first block
+    done (the one holding step T-1) are written (``overwrite``), the later ones added to them."""
+    if overwrite:
         mm_atb(dgi, x_rows, dw_ih)
         mm_atb(dgh, h_rows, dw_hh)
     else:
