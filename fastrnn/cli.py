@@ -56,7 +56,7 @@ def _blas_kernels(info=None, cpu_flags=None):
     OpenBLAS chooses its kernels by CPU family and model. One it does not know gets a fallback:
     OpenBLAS 0.3.31 gives AMD's family 26 (Zen 5) its Haswell (AVX2) kernels although the CPU
     has AVX-512 (OpenBLAS issue #6029), and GEMMs then run at about half speed (measured on this
-    project's machine: float64 54 against 85 GFLOP/s, float32 76 against 200). The environment
+    project's machine: float64 56 against 90 GFLOP/s, float32 117 against 218). The environment
     variable OPENBLAS_CORETYPE, read when the library loads, overrides the choice. ``info``
     (threadpoolctl's) and ``cpu_flags`` default to this process's and this machine's. Returns ""
     when there is nothing to say.
