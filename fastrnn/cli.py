@@ -57,9 +57,11 @@ def _blas_kernels(info=None, cpu_flags=None):
     OpenBLAS 0.3.31 gives AMD's family 26 (Zen 5) its Haswell (AVX2) kernels although the CPU
     has AVX-512 (OpenBLAS issue #6029), and GEMMs then run at about half speed (measured on this
     project's machine: float64 56 against 90 GFLOP/s, float32 117 against 218). The environment
-    variable OPENBLAS_CORETYPE, read when the library loads, overrides the choice. ``info``
-    (threadpoolctl's) and ``cpu_flags`` default to this process's and this machine's. Returns ""
-    when there is nothing to say.
+    variable OPENBLAS_CORETYPE, read when the library loads, overrides the choice. fastrnn's
+    kernels multiply with their own tiled product (:mod:`fastrnn.kernels._gemm`), so the hint
+    concerns NumPy's products: the references', the model's head, the user's own code.
+    ``info`` (threadpoolctl's) and ``cpu_flags`` default to this process's and this machine's.
+    Returns "" when there is nothing to say.
     """
     if info is None:
         try:
@@ -80,7 +82,8 @@ def _blas_kernels(info=None, cpu_flags=None):
     avx512 = {"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"} <= set(cpu_flags)
     if avx512 and not any(k.lower() in ("skylakex", "cooperlake", "sapphirerapids") for k in kinds):
         line += (" on a CPU with AVX-512, which they leave unused: setting OPENBLAS_CORETYPE=SkylakeX "
-                 "before starting Python may run every GEMM, and so the larger sizes, up to 2x faster")
+                 "before starting Python may run NumPy's matrix products (the references' among them) up to "
+                 "2x faster; fastrnn's kernels use their own")
     return line
 
 
@@ -103,8 +106,8 @@ def _bench(args):
         torch.set_num_threads(args.blas_threads)
     if not args.json:
         print("forward+backward per call, min over repeats; speedup = reference / kernel; of GEMM = kernel "
-              "GFLOP/s over this machine's single-threaded GEMM GFLOP/s; vs torch = PyTorch fused layer / kernel "
-              "(first use compiles, or loads Numba's on-disk cache)")
+              "GFLOP/s over the single-threaded GFLOP/s of the kernels' own matrix product (512x512 matrices); "
+              "vs torch = PyTorch fused layer / kernel (first use compiles, or loads Numba's on-disk cache)")
         print(bench.HEADER)
     progress = None if args.json else (lambda row: print(bench.format_row(row), flush=True))
     limits, threads = _blas_threads(args.blas_threads)
@@ -122,7 +125,7 @@ def _bench(args):
             print()
             print(bench.format_markdown(rows))
         gemm = ", ".join(f"{dtype} {rate:.0f}" for dtype, rate in {r.dtype: r.gemm_gflops for r in rows}.items())
-        print(f"\n{environment()}; {threads}; single-threaded GEMM GFLOP/s: {gemm}"
+        print(f"\n{environment()}; {threads}; the kernels' single-threaded GEMM GFLOP/s: {gemm}"
               + (f"; PyTorch {__import__('torch').__version__}" if args.against == "torch" else ""))
         kernels = _blas_kernels()
         if kernels:

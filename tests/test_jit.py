@@ -27,17 +27,17 @@ def test_every_kernel_is_built_with_the_shared_options():
 
 @pytest.mark.parametrize("m, k, n", [(1, 16, 16), (8, 64, 64)])
 def test_small_and_blas_products_propagate_nan_and_inf(m, k, n):
-    from fastrnn.kernels._driver import mm_abt
+    from fastrnn.kernels._driver import mm_abt, prepare
 
     rng = np.random.default_rng(0)
     a = rng.standard_normal((m, k))
     b = rng.standard_normal((n, k))
     out = np.empty((m, n))
-    mm_abt(a, b, np.ascontiguousarray(b.T), out)
+    mm_abt(a, b, prepare(m, b.T), out)
     np.testing.assert_allclose(out, a @ b.T, rtol=1e-13, atol=1e-13)
     a[0, 3] = np.nan
     a[-1, 5] = np.inf
-    mm_abt(a, b, np.ascontiguousarray(b.T), out)
+    mm_abt(a, b, prepare(m, b.T), out)
     assert np.isnan(out[0]).all()
     assert not np.isfinite(out[-1]).any()
 

@@ -1,8 +1,10 @@
 """fastrnn's asv benchmarks.
 
 BLAS is pinned to one thread in every benchmark process, as in ``fastrnn bench`` and the speed
-targets: ratios measured with the libraries' default thread counts are not comparable with
-them (in one such run the stack read 3.5x, where one thread gives it 2.4-2.9x).
+targets. The kernels multiply with their own single-threaded product; the references go through
+NumPy's BLAS, which would otherwise use every core, and the ratios would not be comparable with
+the targets (when the kernels still used OpenBLAS, one unpinned run read the stack at 3.5x where
+one thread gave 2.4-2.9x).
 """
 
 from fastrnn.cli import _blas_threads

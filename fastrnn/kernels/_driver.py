@@ -43,7 +43,8 @@ import numba
 import numpy as np
 
 from . import steps
-from ._jit import gemm, inlined, kernel
+from ._gemm import gemm, pack, packed, packed_shape
+from ._jit import inlined, kernel, reassociating
 from .steps import gru as gru_step
 from .steps import intersection as intersection_step
 from .steps import lstm as lstm_step
@@ -51,10 +52,11 @@ from .steps import rnn as rnn_step
 from .steps import ugrnn as ugrnn_step
 
 
-# Small products are written as loops rather than BLAS calls, whose fixed cost is ~0.1 µs from a
-# kernel: below SMALL_GEMM multiply-adds, and only when the innermost loop runs over at least
-# MIN_VECTOR contiguous elements, since LLVM vectorises that loop and nothing else (with n = 2 a
-# loop took twice as long as the BLAS call).
+# Small products are written as loops rather than sent through the tiled product of
+# :mod:`fastrnn.kernels._gemm`, whose fixed cost (packing, edge tiles) dominates there: below
+# SMALL_GEMM multiply-adds, and only when the innermost loop runs over at least MIN_VECTOR
+# contiguous elements, since LLVM vectorises that loop and nothing else (with n = 2 a loop took
+# twice as long as a BLAS call).
 SMALL_GEMM = 512
 MIN_VECTOR = 8
 
@@ -66,13 +68,30 @@ MIN_VECTOR = 8
 BLOCK_ROWS = 512
 
 
+@inlined
+def _small(m, k, n, inner):
+    """Whether an (m, k) x (k, n) product runs as loops whose innermost one has ``inner`` elements."""
+    return m * n * k <= SMALL_GEMM and inner >= MIN_VECTOR
+
+
 @kernel
-def mm_ab(a, b, out):
-    """out = a @ b for a (m, k), b (k, n)."""
+def prepare(m, b):
+    """What the products below need of ``b (k, n)`` for at most ``m`` rows of ``a``: its packed
+    form when such a product goes to :func:`gemm`, else an empty array (loops read ``b`` itself).
+    Called once per kernel call for a weight matrix that every step multiplies by."""
+    k, n = b.shape
+    if _small(m, k, n, n) and _small(m, k, n, k):
+        return np.empty((0, 0, 0), b.dtype)
+    return packed(b)
+
+
+@kernel
+def mm_ab(a, b, bp, out):
+    """out = a @ b for a (m, k), b (k, n); ``bp = prepare(m, b)`` (or for more rows)."""
     m, k = a.shape
     n = b.shape[1]
-    if m * n * k > SMALL_GEMM or n < MIN_VECTOR:
-        np.dot(a, b, out)
+    if not _small(m, k, n, n):
+        gemm(a, bp, out, False)
         return
     # Row updates out[i, :] += a[i, p] * b[p, :]: the loop over j vectorises.
     for i in range(m):
@@ -84,18 +103,17 @@ def mm_ab(a, b, out):
                 out[i, j] += aip * b[p, j]
 
 
-@gemm
-def mm_abt(a, b, bt, out):
-    """out = a @ b.T for a (m, k), b (n, k), given also bt = b.T as a C-contiguous (k, n) array.
+@reassociating
+def mm_abt(a, b, bp, out):
+    """out = a @ b.T for a (m, k), b (n, k); ``bp = prepare(m, b.T)`` (or for more rows).
 
     Small products run as dot products over the rows of b (vectorised thanks to the reassoc flag
-    of @gemm); BLAS gets bt, since handing it the transposed view of b ran 2.6x slower
-    (16 x 64 x 192).
+    of @reassociating).
     """
     m, k = a.shape
     n = b.shape[0]
-    if m * n * k > SMALL_GEMM or k < MIN_VECTOR:
-        np.dot(a, bt, out)
+    if not _small(m, k, n, k):
+        gemm(a, bp, out, False)
         return
     for i in range(m):
         for j in range(n):
@@ -106,14 +124,22 @@ def mm_abt(a, b, bt, out):
 
 
 @kernel
-def mm_atb(a, b, out):
-    """out = a.T @ b for a (m, k), b (m, n)."""
+def mm_atb(a, b, scratch, out, accumulate):
+    """out = a.T @ b (or out += a.T @ b with ``accumulate``) for a (m, k), b (m, n).
+
+    ``scratch`` is a 1-d array with room for b packed (the product of ``packed_shape(m, n, b)``):
+    b changes from call to call, so it is packed here.
+    """
     m, k = a.shape
     n = b.shape[1]
-    if m * n * k > SMALL_GEMM or n < MIN_VECTOR:
-        np.dot(a.T, b, out)
+    if not _small(k, m, n, n):
+        panels, rows, width = packed_shape(m, n, b)
+        bp = scratch[:panels * rows * width].reshape((panels, rows, width))
+        pack(b, bp)
+        gemm(a.T, bp, out, accumulate)
         return
-    out[...] = 0.0
+    if not accumulate:
+        out[...] = 0.0
     for i in range(m):
         for p in range(k):
             aip = a[i, p]
@@ -129,12 +155,11 @@ def recur_forward(cell, option, xt, h0, c0, w_ih, w_hh, b_ih, b_hh, hs, cs, ys, 
     H = hs.shape[2]
     C = cs.shape[2]
     G = w_ih.shape[0]
-    # Transposed once per call, for BLAS (see mm_abt).
-    w_ih_t = np.ascontiguousarray(w_ih.T)
-    w_hh_t = np.ascontiguousarray(w_hh.T)
     # All input projections in one (T*B, I) x (I, G) GEMM instead of T small ones.
     xp = np.empty((T, B, G), dtype=xt.dtype)
-    mm_abt(xt.reshape(T * B, I), w_ih, w_ih_t, xp.reshape(T * B, G))
+    mm_abt(xt.reshape(T * B, I), w_ih, prepare(T * B, w_ih.T), xp.reshape(T * B, G))
+    # Packed once, multiplied by at every step.
+    w_hh_packed = prepare(B, w_hh.T)
     hp = np.empty((B, G), dtype=xt.dtype)
     for b in range(B):
         for i in range(H):
@@ -142,7 +167,7 @@ def recur_forward(cell, option, xt, h0, c0, w_ih, w_hh, b_ih, b_hh, hs, cs, ys, 
         for i in range(C):
             cs[0, b, i] = c0[b, i]
     for t in range(T):
-        mm_abt(hs[t], w_hh, w_hh_t, hp)
+        mm_abt(hs[t], w_hh, w_hh_packed, hp)
         # One branch survives compilation: ``cell`` is a literal.
         if cell == steps.RNN:
             rnn_step.forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)
@@ -213,8 +238,11 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
     work = np.empty((2 if separate_hh else 1, span * B, G), dtype)
     dgi = work[0]
     dgh = work[1] if separate_hh else dgi
-    part_ih = np.empty((G, I), dtype)
-    part_hh = np.empty((G, H), dtype)
+    w_hh_packed = prepare(R, w_hh)
+    w_ih_packed = prepare(span * B, w_ih)
+    # Room for one block's rows of x or h, packed for the weight-gradient GEMMs.
+    panels, rows, width = packed_shape(span * B, max(I, H), xt)
+    scratch = np.empty(panels * rows * width, dtype)
     x_rows = xt.reshape(T * B, I)
     h_rows = hs[:T].reshape(T * B, H)
     dx_rows = dxt.reshape(T * B, I)
@@ -267,7 +295,7 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
         if separate_hh:
             _sum_slots(slot_gh, B, dgh, row)
         # Every slot's gradient at h_{s-1}: the W_hh path in one GEMM, plus the direct path.
-        mm_ab(slot_gh, w_hh, hprop)
+        mm_ab(slot_gh, w_hh, w_hh_packed, hprop)
         for r in range(R):
             for i in range(H):
                 carry_h[r, i] = hprop[r, i] + dh_direct[r, i]
@@ -277,9 +305,8 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
         if s == first:
             end = min(T, s + span) * B  # the block's rows are s*B ... end-1
             n = end - s * B
-            _flush_block(dgi[:n], dgh[:n], x_rows[s * B:end], h_rows[s * B:end], w_ih, end == T * B,
-                         part_ih, part_hh, dw_ih, dw_hh, db_ih, db_hh, dx_rows[s * B:end], direct_input,
-                         dx_part[:n])
+            _flush_block(dgi[:n], dgh[:n], x_rows[s * B:end], h_rows[s * B:end], w_ih, w_ih_packed, end == T * B,
+                         scratch, dw_ih, dw_hh, db_ih, db_hh, dx_rows[s * B:end], direct_input, dx_part[:n])
 
     # After step 0 every live slot holds a gradient at the initial state (outputs t <= k).
     _sum_slots(carry_h, B, dh0, 0)
@@ -287,22 +314,13 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
 
 
 @inlined
-def _flush_block(dgi, dgh, x_rows, h_rows, w_ih, overwrite, part_ih, part_hh, dw_ih, dw_hh, db_ih, db_hh,
+def _flush_block(dgi, dgh, x_rows, h_rows, w_ih, w_ih_packed, overwrite, scratch, dw_ih, dw_hh, db_ih, db_hh,
                  dx_rows, direct_input, dx_part):
     """Take one block's pre-activation gradients (rows of ``dgi``/``dgh``) into the weight, bias
     and input gradients: GEMMs over the block's rows. The weight gradients of the first block
     done (the one holding step T-1) are written (``overwrite``), the later ones added to them."""
-    if overwrite:
-        mm_atb(dgi, x_rows, dw_ih)
-        mm_atb(dgh, h_rows, dw_hh)
-    else:
-        mm_atb(dgi, x_rows, part_ih)
-        mm_atb(dgh, h_rows, part_hh)
-        for g in range(dw_ih.shape[0]):
-            for i in range(dw_ih.shape[1]):
-                dw_ih[g, i] += part_ih[g, i]
-            for i in range(dw_hh.shape[1]):
-                dw_hh[g, i] += part_hh[g, i]
+    mm_atb(dgi, x_rows, scratch, dw_ih, not overwrite)
+    mm_atb(dgh, h_rows, scratch, dw_hh, not overwrite)
     G = dgi.shape[1]
     for r in range(dgi.shape[0]):
         for i in range(G):
@@ -310,9 +328,9 @@ def _flush_block(dgi, dgh, x_rows, h_rows, w_ih, overwrite, part_ih, part_hh, dw
         for i in range(G):
             db_hh[i] += dgh[r, i]
     if direct_input:
-        mm_ab(dgi, w_ih, dx_part)
+        mm_ab(dgi, w_ih, w_ih_packed, dx_part)
         for r in range(dx_rows.shape[0]):
             for i in range(dx_rows.shape[1]):
                 dx_rows[r, i] += dx_part[r, i]
     else:
-        mm_ab(dgi, w_ih, dx_rows)
+        mm_ab(dgi, w_ih, w_ih_packed, dx_rows)

@@ -51,7 +51,7 @@ def inlined(fn):
     return _build(fn, inline="always")
 
 
-def gemm(fn):
+def reassociating(fn):
     """Like :func:`kernel`, plus leave to LLVM the order of a sum's terms (``reassoc``) and fused
     multiply-adds (``contract``): only then is a dot-product loop vectorised. Used for the small
     matrix products only; it changes rounding like any BLAS does, and keeps NaN and inf semantics.

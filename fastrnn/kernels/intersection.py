@@ -10,7 +10,8 @@ Nothing is validated here (:class:`fastrnn.IntersectionRNN` does that).
 
 import numpy as np
 
-from ._driver import mm_ab, mm_abt, mm_atb, recur_backward, recur_forward
+from ._driver import mm_ab, mm_abt, mm_atb, prepare, recur_backward, recur_forward
+from ._gemm import packed_shape
 from ._jit import kernel
 from .steps import INTERSECTION as CELL
 
@@ -25,7 +26,7 @@ def forward_into(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, weight_in, bias_
     else:
         # The projection of every step in one (T*B, I) x (I, H) product.
         flat = xt.reshape(T * B, H)
-        mm_abt(x.reshape(T * B, I), weight_in, np.ascontiguousarray(weight_in.T), flat)
+        mm_abt(x.reshape(T * B, I), weight_in, prepare(T * B, weight_in.T), flat)
         for r in range(T * B):
             for i in range(H):
                 flat[r, i] += bias_in[i]
@@ -65,12 +66,14 @@ def backward_into(x, weight_ih, weight_hh, bias_ih, bias_hh, weight_in, bias_in,
         return
     # Through the projection x̃ = x W_in^T + b_in, again as single products over the T*B rows.
     flat = dxt.reshape(T * B, H)
-    mm_atb(flat, x.reshape(T * B, I), dweight_in)
+    x_rows = x.reshape(T * B, I)
+    panels, rows, width = packed_shape(T * B, I, x)
+    mm_atb(flat, x_rows, np.empty(panels * rows * width, x.dtype), dweight_in, False)
     dbias_in[...] = 0.0
     for r in range(T * B):
         for i in range(H):
             dbias_in[i] += flat[r, i]
-    mm_ab(flat, weight_in, dx.reshape(T * B, I))
+    mm_ab(flat, weight_in, prepare(T * B, weight_in), dx.reshape(T * B, I))
 
 
 @kernel
