@@ -38,8 +38,12 @@ from ._jit import inlined, kernel
 
 def _vector_bytes():
     """64 where Numba compiles for a CPU with AVX-512, else 32."""
-    features = numba.config.CPU_FEATURES or ",".join(
-        f"+{name}" for name, on in llvm.get_host_cpu_features().items() if on)
+    features = numba.config.CPU_FEATURES
+    if not features:
+        try:
+            features = ",".join(f"+{name}" for name, on in llvm.get_host_cpu_features().items() if on)
+        except RuntimeError:  # LLVM cannot tell on some hosts; 32-byte vectors are safe everywhere
+            features = ""
     return 64 if "+avx512f" in features.split(",") else 32
 
 
