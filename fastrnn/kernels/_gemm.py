@@ -56,88 +56,86 @@ VECTORS = 3
 # every panel of B passes over it.
 CHUNK_BYTES = 1 << 18
 
-
 @intrinsic
-def _tile(typingctx, rows, k, pa, rs_a, cs_a, pb, pc, ldc, accumulate, like):
+def _tile(typingctx, rows, vectors, k, pa, rs_a, cs_a, pb, pc, ldc, cols, accumulate, like):
     """C tile (+)= A rows @ one panel, in registers.
 
-    C[r*ldc + j] (+)= sum_p A[r*rs_a + p*cs_a] * Bp[p*NR + j] for r < ``rows`` (a compile-time
-    constant) and j < NR, where ``pa``, ``pb``, ``pc`` are the addresses of A[0, 0], the panel
-    and C[0, 0]. Strides count elements of ``like``'s dtype.
+    C[r*ldc + j] (+)= sum_p A[r*rs_a + p*cs_a] * Bp[p*NR + j] for r < ``rows`` and
+    j < ``cols`` <= ``vectors`` * lanes <= NR (``rows`` and ``vectors`` compile-time constants), where ``pa``, ``pb``, ``pc`` are the addresses of A[0, 0],
+    the panel and C[0, 0]. Strides count elements of ``like``'s dtype. C is read and written
+    through lane masks, so a panel at the right edge needs no scratch and touches no column
+    past ``cols``.
 
     Addresses rather than arrays keep this to one compiled copy per row count and dtype, whatever
     the layouts of the arrays: every kernel that multiplies links the product's machine code into
     its own, and its size showed in the compile time of every cell.
     """
-    if not isinstance(rows, types.IntegerLiteral):
+    if not isinstance(rows, types.IntegerLiteral) or not isinstance(vectors, types.IntegerLiteral):
         return None
-    mr = rows.literal_value
+    mr, nv = rows.literal_value, vectors.literal_value
     dtype = like.dtype
 
     def codegen(context, builder, signature, args):
-        _, k_, pa_, rs_a_, cs_a_, pb_, pc_, ldc_, accumulate_, _ = args
+        _, _, k_, pa_, rs_a_, cs_a_, pb_, pc_, ldc_, cols_, accumulate_, _ = args
         element = context.get_value_type(dtype)
         size = dtype.bitwidth // 8
         lanes = VECTOR_BYTES // size
         vector = ir.VectorType(element, lanes)
         vector_ptr = vector.as_pointer()
-        i32, i64 = ir.IntType(32), ir.IntType(64)
+        i1, i32, i64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
+        mask_type = ir.VectorType(i1, lanes)
+        suffix = f"v{lanes}f{dtype.bitwidth}"
         fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vector, [vector] * 3),
-                                             f"llvm.fma.v{lanes}f{dtype.bitwidth}")
+                                             f"llvm.fma.{suffix}")
+        masked_load = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vector, [vector_ptr, i32, mask_type, vector]),
+            f"llvm.masked.load.{suffix}.p0")
+        masked_store = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [vector, vector_ptr, i32, mask_type]),
+            f"llvm.masked.store.{suffix}.p0")
+        align = ir.Constant(i32, size)
         pa = builder.inttoptr(pa_, element.as_pointer())
         pb = builder.inttoptr(pb_, element.as_pointer())
         pc = builder.inttoptr(pc_, element.as_pointer())
-        # The tile of C, or zeros: loaded either way (C's memory is valid) and selected, so that
-        # no branch is needed; accumulators as stack slots, which LLVM promotes to registers.
-        add = builder.icmp_unsigned("!=", accumulate_, ir.Constant(accumulate_.type, 0))
-        zero = ir.Constant(vector, [0.0] * lanes)
+
+        def splat(value, vector_type):
+            one = builder.insert_element(ir.Constant(vector_type, ir.Undefined), value, ir.Constant(i32, 0))
+            return builder.shuffle_vector(one, ir.Constant(vector_type, ir.Undefined),
+                                          ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
+
+        # Column j of the tile is valid when j < cols.
+        index_type = ir.VectorType(i64, lanes)
+        limit = splat(cols_, index_type)
+        masks = [builder.icmp_signed("<", ir.Constant(index_type, list(range(v * lanes, (v + 1) * lanes))), limit)
+                 for v in range(nv)]
         targets = [[builder.bitcast(builder.gep(pc, [builder.add(builder.mul(ir.Constant(i64, r), ldc_),
                                                                  ir.Constant(i64, v * lanes))]), vector_ptr)
-                    for v in range(VECTORS)] for r in range(mr)]
-        acc = [[cgutils.alloca_once_value(builder, builder.select(add, builder.load(t, align=size), zero))
-                for t in row] for row in targets]
-        broadcast = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
-        undef = ir.Constant(vector, ir.Undefined)
+                    for v in range(nv)] for r in range(mr)]
+        # Accumulators as stack slots, which LLVM promotes to registers; with accumulate they
+        # start from C.
+        zero = ir.Constant(vector, [0.0] * lanes)
+        acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(nv)] for _ in range(mr)]
+        with builder.if_then(builder.icmp_unsigned("!=", accumulate_, ir.Constant(accumulate_.type, 0))):
+            for r in range(mr):
+                for v in range(nv):
+                    builder.store(builder.call(masked_load, [targets[r][v], align, masks[v], zero]), acc[r][v])
         with cgutils.for_range(builder, k_) as loop:
             p = loop.index
             row_b = builder.gep(pb, [builder.mul(p, ir.Constant(i64, VECTORS * lanes))])
             bv = [builder.load(builder.bitcast(builder.gep(row_b, [ir.Constant(i64, v * lanes)]), vector_ptr),
-                               align=size) for v in range(VECTORS)]
+                               align=size) for v in range(nv)]
             col_a = builder.gep(pa, [builder.mul(p, cs_a_)])
             for r in range(mr):
-                number = builder.load(builder.gep(col_a, [builder.mul(ir.Constant(i64, r), rs_a_)]))
-                splat = builder.shuffle_vector(builder.insert_element(undef, number, ir.Constant(i32, 0)),
-                                               undef, broadcast)
-                for v in range(VECTORS):
-                    builder.store(builder.call(fma, [splat, bv[v], builder.load(acc[r][v])]), acc[r][v])
+                number = splat(builder.load(builder.gep(col_a, [builder.mul(ir.Constant(i64, r), rs_a_)])), vector)
+                for v in range(nv):
+                    builder.store(builder.call(fma, [number, bv[v], builder.load(acc[r][v])]), acc[r][v])
         for r in range(mr):
-            for v in range(VECTORS):
-                builder.store(builder.load(acc[r][v]), targets[r][v], align=size)
+            for v in range(nv):
+                builder.call(masked_store, [builder.load(acc[r][v]), targets[r][v], align, masks[v]])
         return context.get_dummy_value()
 
-    return types.void(rows, types.intp, types.intp, types.intp, types.intp, types.intp, types.intp, types.intp,
-                      types.boolean, like), codegen
-
-
-@intrinsic
-def _pointer(typingctx, address, like):
-    """The integer ``address`` as a pointer to ``like``'s dtype (for ``numba.carray``)."""
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
-
-    return types.CPointer(like.dtype)(address, like), codegen
-
-
-@inlined
-def _store_edge(rows, cols, edge, pc, ldc, accumulate):
-    """C[r, j] (+)= edge[r, j] for r < rows, j < cols, C at address ``pc`` with row stride ``ldc``."""
-    c = numba.carray(_pointer(pc, edge), ((rows - 1) * ldc + cols,))
-    for r in range(rows):
-        for j in range(cols):
-            if accumulate:
-                c[r * ldc + j] += edge[r, j]
-            else:
-                c[r * ldc + j] = edge[r, j]
+    return types.void(rows, vectors, types.intp, types.intp, types.intp, types.intp, types.intp, types.intp,
+                      types.intp, types.intp, types.boolean, like), codegen
 
 
 @kernel
@@ -170,39 +168,40 @@ def packed(b):
     return bp
 
 
-@inlined
-def _rows_times_panel(rows, i, q, pa, rs_a, cs_a, k, bp, pc, ldc, n, accumulate, edge):
-    """C[i:i+rows, panel q's columns] (+)= A[i:i+rows] @ panel q; ``rows`` is a compile-time constant."""
-    width = bp.shape[2]
-    size = bp.itemsize
-    lo = q * width
-    a_rows = pa + i * rs_a * size
-    panel = bp.ctypes.data + q * k * width * size
-    if lo + width <= n:
-        _tile(rows, k, a_rows, rs_a, cs_a, panel, pc + (i * ldc + lo) * size, ldc, accumulate, bp)
-    else:
-        # The right edge: the tile goes to scratch, its valid columns to C.
-        _tile(rows, k, a_rows, rs_a, cs_a, panel, edge.ctypes.data, width, False, bp)
-        _store_edge(rows, n - lo, edge, pc + (i * ldc + lo) * size, ldc, accumulate)
-
-
 @kernel
 def _gemm_core(m, k, pa, rs_a, cs_a, bp, n, pc, ldc, accumulate):
     """:func:`gemm` on addresses and element strides: one compiled copy per dtype."""
-    edge = np.empty((MR, bp.shape[2]), bp.dtype)
+    width = bp.shape[2]
+    size = bp.itemsize
     # A in chunks of rows small enough to stay in cache while each panel of B, in turn, passes
     # over all of the chunk's tiles: B is read once per chunk, not once per tile.
-    chunk = max(MR, (CHUNK_BYTES // max(1, k * bp.itemsize)) // MR * MR)
+    chunk = max(MR, (CHUNK_BYTES // max(1, k * size)) // MR * MR)
     for start in range(0, m, chunk):
         stop = min(m, start + chunk)
         for q in range(bp.shape[0]):
-            i = start
-            while i + MR <= stop:
-                _rows_times_panel(MR, i, q, pa, rs_a, cs_a, k, bp, pc, ldc, n, accumulate, edge)
-                i += MR
-            while i < stop:
-                _rows_times_panel(1, i, q, pa, rs_a, cs_a, k, bp, pc, ldc, n, accumulate, edge)
-                i += 1
+            lo = q * width
+            cols = min(width, n - lo)
+            panel = bp.ctypes.data + q * k * width * size
+            a_rows, c_cols = pa + start * rs_a * size, pc + (start * ldc + lo) * size
+            if cols <= width // VECTORS:
+                # A panel only one vector wide has valid columns (at the right edge of a narrow
+                # C): a tile of one vector, rather than three with two thirds thrown away.
+                _panel(MR, 1, stop - start, k, a_rows, rs_a, cs_a, panel, c_cols, ldc, cols, accumulate, bp)
+            else:
+                _panel(MR, VECTORS, stop - start, k, a_rows, rs_a, cs_a, panel, c_cols, ldc, cols, accumulate, bp)
+
+
+@inlined
+def _panel(rows, vectors, m, k, pa, rs_a, cs_a, pb, pc, ldc, cols, accumulate, like):
+    """Rows 0..m-1 of A (at address ``pa``) times one panel: tiles of ``rows`` rows, then single rows."""
+    size = like.itemsize
+    i = 0
+    while i + rows <= m:
+        _tile(rows, vectors, k, pa + i * rs_a * size, rs_a, cs_a, pb, pc + i * ldc * size, ldc, cols, accumulate, like)
+        i += rows
+    while i < m:
+        _tile(1, vectors, k, pa + i * rs_a * size, rs_a, cs_a, pb, pc + i * ldc * size, ldc, cols, accumulate, like)
+        i += 1
 
 
 @kernel
