@@ -61,11 +61,15 @@ def test_gemm_reads_strided_views_and_writes_only_its_rows_and_columns(dtype):
     assert (big[outside] == 7.0).all()
 
 
-def test_pack_lays_out_panels_with_zeros_past_the_last_column():
-    b = np.arange(1.0, 1.0 + 5 * 30).reshape(5, 30)
+@pytest.mark.parametrize("n", [30, 2])
+def test_pack_lays_out_panels_with_zeros_past_the_last_column(n):
+    b = np.arange(1.0, 1.0 + 5 * n).reshape(5, n)
     bp = _gemm.packed(b)
     panels, k, width = bp.shape
-    assert (panels, k) == (-(-30 // width), 5) and width % 3 == 0
+    lanes = _gemm.VECTOR_BYTES // 8
+    # Panels three vectors wide; a B that fits in one vector is packed one vector wide.
+    assert width == (lanes if n <= lanes else 3 * lanes)
+    assert (panels, k) == (-(-n // width), 5)
     for q in range(panels):
         cols = b[:, q * width:(q + 1) * width]
         np.testing.assert_array_equal(bp[q, :, :cols.shape[1]], cols)

@@ -4,7 +4,9 @@
 columns (:func:`pack`), each panel k rows of NR contiguous numbers, zero-padded at the right
 edge. A tile of C, MR rows by NR columns, is then held in vector registers for the whole inner
 dimension: per step of k, NR/lanes vector loads of the panel, MR broadcasts of A's numbers and
-MR*NR/lanes fused multiply-adds, with no store until the tile is done.
+MR*NR/lanes fused multiply-adds, with no store until the tile is done. C is read and written
+through lane masks, so the right edge needs no scratch tile; a panel with valid columns for one
+vector only gets a one-vector tile, and a B that fits in one vector is packed one vector wide.
 
 Why the kernels do not call BLAS for these products (``np.dot`` inside Numba calls SciPy's
 OpenBLAS):
@@ -14,9 +16,11 @@ OpenBLAS):
   packed once per kernel call.
 - The OpenBLAS 0.3.31 that NumPy and SciPy ship does not recognise AMD's Zen 5 and runs its
   AVX2 (Haswell) kernels there, leaving AVX-512 unused (OpenBLAS issue #6029).
+- A call costs less: 40-100 ns for products of a few hundred multiply-adds, against BLAS's
+  100-150 ns from a kernel.
 
 Measured on the project's machine (Zen 5, one thread) on the recurrences' shapes: float64
-94-114 GFLOP/s against OpenBLAS's 42-57, float32 155-233 against 93-114.
+94-120 GFLOP/s against OpenBLAS's 42-57, float32 155-233 against 89-117.
 
 The tile is sized for the machine Numba compiles for: with AVX-512, vectors of 64 bytes and
 MR = 8 (24 accumulators of the 32 vector registers); otherwise 32-byte vectors and MR = 4
@@ -57,10 +61,10 @@ VECTORS = 3
 CHUNK_BYTES = 1 << 18
 
 @intrinsic
-def _tile(typingctx, rows, vectors, k, pa, rs_a, cs_a, pb, pc, ldc, cols, accumulate, like):
+def _tile(typingctx, rows, vectors, k, pa, rs_a, cs_a, pb, ldb, pc, ldc, cols, accumulate, like):
     """C tile (+)= A rows @ one panel, in registers.
 
-    C[r*ldc + j] (+)= sum_p A[r*rs_a + p*cs_a] * Bp[p*NR + j] for r < ``rows`` and
+    C[r*ldc + j] (+)= sum_p A[r*rs_a + p*cs_a] * Bp[p*ldb + j] for r < ``rows`` and
     j < ``cols`` <= ``vectors`` * lanes <= NR (``rows`` and ``vectors`` compile-time constants), where ``pa``, ``pb``, ``pc`` are the addresses of A[0, 0],
     the panel and C[0, 0]. Strides count elements of ``like``'s dtype. C is read and written
     through lane masks, so a panel at the right edge needs no scratch and touches no column
@@ -76,7 +80,7 @@ def _tile(typingctx, rows, vectors, k, pa, rs_a, cs_a, pb, pc, ldc, cols, accumu
     dtype = like.dtype
 
     def codegen(context, builder, signature, args):
-        _, _, k_, pa_, rs_a_, cs_a_, pb_, pc_, ldc_, cols_, accumulate_, _ = args
+        _, _, k_, pa_, rs_a_, cs_a_, pb_, ldb_, pc_, ldc_, cols_, accumulate_, _ = args
         element = context.get_value_type(dtype)
         size = dtype.bitwidth // 8
         lanes = VECTOR_BYTES // size
@@ -121,7 +125,7 @@ def _tile(typingctx, rows, vectors, k, pa, rs_a, cs_a, pb, pc, ldc, cols, accumu
                     builder.store(builder.call(masked_load, [targets[r][v], align, masks[v], zero]), acc[r][v])
         with cgutils.for_range(builder, k_) as loop:
             p = loop.index
-            row_b = builder.gep(pb, [builder.mul(p, ir.Constant(i64, VECTORS * lanes))])
+            row_b = builder.gep(pb, [builder.mul(p, ldb_)])
             bv = [builder.load(builder.bitcast(builder.gep(row_b, [ir.Constant(i64, v * lanes)]), vector_ptr),
                                align=size) for v in range(nv)]
             col_a = builder.gep(pa, [builder.mul(p, cs_a_)])
@@ -135,13 +139,16 @@ def _tile(typingctx, rows, vectors, k, pa, rs_a, cs_a, pb, pc, ldc, cols, accumu
         return context.get_dummy_value()
 
     return types.void(rows, vectors, types.intp, types.intp, types.intp, types.intp, types.intp, types.intp,
-                      types.intp, types.intp, types.boolean, like), codegen
+                      types.intp, types.intp, types.intp, types.boolean, like), codegen
 
 
 @kernel
 def packed_shape(k, n, like):
-    """Shape (panels, k, NR) of a (k, n) matrix of ``like``'s dtype once packed."""
-    width = VECTORS * (VECTOR_BYTES // like.itemsize)
+    """Shape (panels, k, width) of a (k, n) matrix of ``like``'s dtype once packed: panels NR
+    columns wide, or a single panel one vector wide when n fits in one vector (a weight matrix
+    with two columns is not padded to 24)."""
+    lanes = VECTOR_BYTES // like.itemsize
+    width = lanes if n <= lanes else VECTORS * lanes
     return (n + width - 1) // width, k, width
 
 
@@ -183,24 +190,27 @@ def _gemm_core(m, k, pa, rs_a, cs_a, bp, n, pc, ldc, accumulate):
             cols = min(width, n - lo)
             panel = bp.ctypes.data + q * k * width * size
             a_rows, c_cols = pa + start * rs_a * size, pc + (start * ldc + lo) * size
-            if cols <= width // VECTORS:
-                # A panel only one vector wide has valid columns (at the right edge of a narrow
-                # C): a tile of one vector, rather than three with two thirds thrown away.
-                _panel(MR, 1, stop - start, k, a_rows, rs_a, cs_a, panel, c_cols, ldc, cols, accumulate, bp)
+            if cols <= VECTOR_BYTES // size:
+                # Valid columns for one vector only (a narrow C, or its right edge): a tile of one
+                # vector, rather than three with two thirds thrown away.
+                _panel(MR, 1, stop - start, k, a_rows, rs_a, cs_a, panel, width, c_cols, ldc, cols, accumulate, bp)
             else:
-                _panel(MR, VECTORS, stop - start, k, a_rows, rs_a, cs_a, panel, c_cols, ldc, cols, accumulate, bp)
+                _panel(MR, VECTORS, stop - start, k, a_rows, rs_a, cs_a, panel, width, c_cols, ldc, cols, accumulate,
+                       bp)
 
 
 @inlined
-def _panel(rows, vectors, m, k, pa, rs_a, cs_a, pb, pc, ldc, cols, accumulate, like):
+def _panel(rows, vectors, m, k, pa, rs_a, cs_a, pb, ldb, pc, ldc, cols, accumulate, like):
     """Rows 0..m-1 of A (at address ``pa``) times one panel: tiles of ``rows`` rows, then single rows."""
     size = like.itemsize
     i = 0
     while i + rows <= m:
-        _tile(rows, vectors, k, pa + i * rs_a * size, rs_a, cs_a, pb, pc + i * ldc * size, ldc, cols, accumulate, like)
+        _tile(rows, vectors, k, pa + i * rs_a * size, rs_a, cs_a, pb, ldb, pc + i * ldc * size, ldc, cols, accumulate,
+              like)
         i += rows
     while i < m:
-        _tile(1, vectors, k, pa + i * rs_a * size, rs_a, cs_a, pb, pc + i * ldc * size, ldc, cols, accumulate, like)
+        _tile(1, vectors, k, pa + i * rs_a * size, rs_a, cs_a, pb, ldb, pc + i * ldc * size, ldc, cols, accumulate,
+              like)
         i += 1
 
 
