@@ -76,12 +76,33 @@ def test_pack_lays_out_panels_with_zeros_past_the_last_column(n):
         assert (bp[q, :, cols.shape[1]:] == 0).all()
 
 
-def test_tile_configuration_matches_the_cpu():
+def test_tile_configuration_matches_the_cpu_numba_compiles_for():
     import llvmlite.binding as llvm
+    import numba
 
-    avx512 = llvm.get_host_cpu_features().get("avx512f", False)
+    if numba.config.CPU_FEATURES:  # a target chosen with NUMBA_CPU_NAME / NUMBA_CPU_FEATURES
+        avx512 = "+avx512f" in numba.config.CPU_FEATURES.split(",")
+    else:
+        avx512 = llvm.get_host_cpu_features().get("avx512f", False)
     assert _gemm.VECTOR_BYTES == (64 if avx512 else 32)
     assert _gemm.MR == (8 if avx512 else 4)
+
+
+# An AVX2 CPU's features, as Numba takes them: the tile without AVX-512 (32-byte vectors, 4 rows).
+AVX2 = "+64bit,+avx,+avx2,+fma,+sse,+sse2,+sse3,+ssse3,+sse4.1,+sse4.2,+popcnt,+cx16,+bmi,+bmi2,+f16c,+lzcnt,+movbe"
+
+
+def test_the_avx2_tile_passes_these_tests_too(tmp_path):
+    """This machine has AVX-512; the other configuration is checked by compiling for Haswell."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": AVX2, "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
+                           "-k", "not avx2_tile"], env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert " passed" in done.stdout and "skipped" not in done.stdout
 
 
 @pytest.mark.parametrize("m, k, n", [(16, 64, 64), (9, 30, 50)])
