@@ -86,17 +86,19 @@ def prepare(m, b):
 
 
 @kernel
-def mm_ab(a, b, bp, out):
-    """out = a @ b for a (m, k), b (k, n); ``bp = prepare(m, b)`` (or for more rows)."""
+def mm_ab(a, b, bp, out, accumulate):
+    """out = a @ b (or out += a @ b with ``accumulate``) for a (m, k), b (k, n);
+    ``bp = prepare(m, b)`` (or for more rows)."""
     m, k = a.shape
     n = b.shape[1]
     if not _small(m, k, n, n):
-        gemm(a, bp, out, False)
+        gemm(a, bp, out, accumulate)
         return
     # Row updates out[i, :] += a[i, p] * b[p, :]: the loop over j vectorises.
     for i in range(m):
-        for j in range(n):
-            out[i, j] = 0.0
+        if not accumulate:
+            for j in range(n):
+                out[i, j] = 0.0
         for p in range(k):
             aip = a[i, p]
             for j in range(n):
@@ -247,7 +249,6 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
     h_rows = hs[:T].reshape(T * B, H)
     dx_rows = dxt.reshape(T * B, I)
     direct_input = cell in steps.DIRECT_INPUT
-    dx_part = np.empty((span * B, I), dtype) if direct_input else dx_rows[:0]  # (unused without)
     if direct_input:
         dxt[...] = 0.0
     db_ih[...] = 0.0
@@ -295,7 +296,7 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
         if separate_hh:
             _sum_slots(slot_gh, B, dgh, row)
         # Every slot's gradient at h_{s-1}: the W_hh path in one GEMM, plus the direct path.
-        mm_ab(slot_gh, w_hh, w_hh_packed, hprop)
+        mm_ab(slot_gh, w_hh, w_hh_packed, hprop, False)
         for r in range(R):
             for i in range(H):
                 carry_h[r, i] = hprop[r, i] + dh_direct[r, i]
@@ -306,7 +307,7 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
             end = min(T, s + span) * B  # the block's rows are s*B ... end-1
             n = end - s * B
             _flush_block(dgi[:n], dgh[:n], x_rows[s * B:end], h_rows[s * B:end], w_ih, w_ih_packed, end == T * B,
-                         scratch, dw_ih, dw_hh, db_ih, db_hh, dx_rows[s * B:end], direct_input, dx_part[:n])
+                         scratch, dw_ih, dw_hh, db_ih, db_hh, dx_rows[s * B:end], direct_input)
 
     # After step 0 every live slot holds a gradient at the initial state (outputs t <= k).
     _sum_slots(carry_h, B, dh0, 0)
@@ -315,7 +316,7 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
 
 @inlined
 def _flush_block(dgi, dgh, x_rows, h_rows, w_ih, w_ih_packed, overwrite, scratch, dw_ih, dw_hh, db_ih, db_hh,
-                 dx_rows, direct_input, dx_part):
+                 dx_rows, direct_input):
     """Take one block's pre-activation gradients (rows of ``dgi``/``dgh``) into the weight, bias
     and input gradients: GEMMs over the block's rows. The weight gradients of the first block
     done (the one holding step T-1) are written (``overwrite``), the later ones added to them."""
@@ -327,10 +328,5 @@ def _flush_block(dgi, dgh, x_rows, h_rows, w_ih, w_ih_packed, overwrite, scratch
             db_ih[i] += dgi[r, i]
         for i in range(G):
             db_hh[i] += dgh[r, i]
-    if direct_input:
-        mm_ab(dgi, w_ih, w_ih_packed, dx_part)
-        for r in range(dx_rows.shape[0]):
-            for i in range(dx_rows.shape[1]):
-                dx_rows[r, i] += dx_part[r, i]
-    else:
-        mm_ab(dgi, w_ih, w_ih_packed, dx_rows)
+    # A cell with a direct path to x has already added it into dx.
+    mm_ab(dgi, w_ih, w_ih_packed, dx_rows, direct_input)

@@ -154,7 +154,7 @@ def packed_shape(k, n, like):
 
 @kernel
 def pack(b, bp):
-    """Copy ``b (k, n)``, any strides, into panels ``bp (panels, k, NR)``, zeros right of column n."""
+    """Copy ``b (k, n)``, any strides, into panels ``bp`` of :func:`packed_shape`, zeros right of column n."""
     k, n = b.shape
     width = bp.shape[2]
     for q in range(bp.shape[0]):

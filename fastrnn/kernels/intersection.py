@@ -73,7 +73,7 @@ def backward_into(x, weight_ih, weight_hh, bias_ih, bias_hh, weight_in, bias_in,
     for r in range(T * B):
         for i in range(H):
             dbias_in[i] += flat[r, i]
-    mm_ab(flat, weight_in, prepare(T * B, weight_in), dx.reshape(T * B, I))
+    mm_ab(flat, weight_in, prepare(T * B, weight_in), dx.reshape(T * B, I), False)
 
 
 @kernel
