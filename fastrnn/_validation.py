@@ -101,3 +101,18 @@ def check_param(name, array, dtype, shape):
         raise ValueError(f"params[{name!r}]: expected a {dtype.name} array of shape {_describe(shape)}, got {got}")
     if not array.flags.c_contiguous:
         raise ValueError(f"params[{name!r}]: expected a C-contiguous array (assign into it with [...] instead)")
+
+
+def as_gradient(name, value, param):
+    """A gradient for ``param``: real numbers of exactly its shape, as a C-contiguous array of its dtype.
+
+    Non-finite values pass (the optimizers refuse the update themselves, and fit reports it as a
+    divergence); a gradient of another size would make an update read past its end.
+    """
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"{name}: expected real floating-point (or integer) data, got dtype {array.dtype.name}")
+    if array.shape != param.shape:
+        raise ValueError(f"{name}: expected shape {_describe(param.shape)} (its parameter's), "
+                         f"got {_describe(array.shape)}")
+    return np.ascontiguousarray(array, dtype=param.dtype)

@@ -64,7 +64,13 @@ class Cell:
     # -- layout -------------------------------------------------------------------------------
 
     def _param_shapes(self):
-        G, H, I = self._blocks * self.hidden_size, self.hidden_size, self.input_size
+        return self.shapes_for(self.input_size, self.hidden_size)
+
+    @classmethod
+    def shapes_for(cls, input_size, hidden_size):
+        """The shape of each parameter of a cell of these sizes, computed without allocating
+        anything (a zero-size shape marks a parameter absent in this configuration)."""
+        G, H, I = cls._blocks * hidden_size, hidden_size, input_size
         return {"weight_ih": (G, I), "weight_hh": (G, H), "bias_ih": (G,), "bias_hh": (G,)}
 
     def _options(self):
@@ -329,8 +335,9 @@ class IntersectionRNN(Cell):
     _blocks = 4
     _forget_blocks = (0, 2)
 
-    def _param_shapes(self):
-        H, I = self.hidden_size, self.input_size
+    @classmethod
+    def shapes_for(cls, input_size, hidden_size):
+        H, I = hidden_size, input_size
         # The projection exists only when the sizes differ; a zero-size shape marks it absent.
         P = 0 if I == H else H
         return {"weight_ih": (4 * H, H), "weight_hh": (4 * H, H), "bias_ih": (4 * H,), "bias_hh": (4 * H,),

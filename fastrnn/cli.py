@@ -16,6 +16,55 @@ def _size(text):
     return parts
 
 
+def _positive(text):
+    """argparse type: an int >= 1 (argparse names the option in its message)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}")
+    return value
+
+
+def _non_negative(text):
+    """argparse type: an int >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text!r}")
+    return value
+
+
+def _positive_seconds(text):
+    """argparse type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
+def _plot_path(text):
+    """argparse type for --plot: a path whose directory exists, with an image suffix (.png if none)."""
+    import os
+
+    path = text if os.path.splitext(text)[1] else text + ".png"
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in (".png", ".pdf", ".svg", ".jpg", ".jpeg"):
+        raise argparse.ArgumentTypeError(f"expected a .png, .pdf, .svg or .jpg file, got {text!r}")
+    from .io import check_writable
+
+    try:
+        return check_writable("--plot", path)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--plot: ")) from None
+
+
 def environment():
     """Hardware and versions to print under a speed table."""
     import numba
@@ -142,6 +191,8 @@ def _train(args):
     from .tasks import TASKS
 
     task = TASKS[args.task]
+    if args.plot:
+        _matplotlib()  # before training: a missing extra must not cost the run
     if args.text is not None:
         if args.task != "text":
             print("fastrnn train: --text applies to the text task only", file=sys.stderr)
@@ -259,7 +310,7 @@ def _compare(task, args):
     return 0
 
 
-def _plot(history, path, title):
+def _matplotlib():
     try:
         import matplotlib  # noqa: PLC0415
 
@@ -267,6 +318,11 @@ def _plot(history, path, title):
         import matplotlib.pyplot as plt  # noqa: PLC0415
     except ImportError:
         raise SystemExit("fastrnn train --plot needs matplotlib: pip install 'fastrnn[examples]'") from None
+    return plt
+
+
+def _plot(history, path, title):
+    plt = _matplotlib()
     fig, ax = plt.subplots(figsize=(6, 4))
     epochs = range(1, len(history["loss"]) + 1)
     ax.plot(epochs, history["loss"], label="training loss")
@@ -283,7 +339,10 @@ def _plot(history, path, title):
 
 
 def main(argv=None):
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="fastrnn", description="Numba-compiled recurrent-network kernels.")
+    parser.add_argument("--version", action="version", version=f"fastrnn {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     from .registry import BY_CELL_NAME
     from .tasks import TASKS
@@ -291,17 +350,18 @@ def main(argv=None):
     t = commands.add_parser("train", help="train a built-in task; report its metrics and speed against the reference")
     t.add_argument("task", choices=list(TASKS), help="; ".join(f"{n}: {task.description}" for n, task in TASKS.items()))
     t.add_argument("--cell", choices=list(BY_CELL_NAME), help="the recurrent cell (default: the task's own)")
-    t.add_argument("--hidden", type=int, metavar="H", help="hidden size (default: the task's own)")
-    t.add_argument("--epochs", type=int, help="passes over the training data (default: the task's own)")
-    t.add_argument("--batch-size", type=int, help="sequences per update (default: the task's own)")
+    t.add_argument("--hidden", type=_positive, metavar="H", help="hidden size (default: the task's own)")
+    t.add_argument("--epochs", type=_positive, help="passes over the training data (default: the task's own)")
+    t.add_argument("--batch-size", type=_positive, help="sequences per update (default: the task's own)")
     t.add_argument("--backend", choices=["numba", "numpy"], default="numba")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=_non_negative, default=0)
     t.add_argument("--text", metavar="FILE", help="for the text task: train on this UTF-8 file instead")
-    t.add_argument("--plot", metavar="PNG", help="write the loss curve to this file (needs matplotlib)")
-    t.add_argument("--workers", type=int, metavar="N", help="data-parallel training on a local Dask cluster of N "
+    t.add_argument("--plot", metavar="PNG", type=_plot_path,
+                   help="write the loss curve to this image file (.png added if it has no suffix; needs matplotlib)")
+    t.add_argument("--workers", type=_positive, metavar="N", help="data-parallel training on a local Dask cluster of N "
                    "worker processes (needs fastrnn[dask])")
     t.add_argument("--scheduler", metavar="ADDRESS", help="data-parallel training on an existing Dask cluster")
-    t.add_argument("--compare", type=int, metavar="SEEDS",
+    t.add_argument("--compare", type=_positive, metavar="SEEDS",
                    help="synthetic-gradient tasks: train plain TBPTT and synthetic gradients over this many "
                         "seeds and print a table")
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -312,10 +372,11 @@ def main(argv=None):
                    help="a size to time; repeat for more (default: each case's own sizes; for cells "
                         "8x1x2x16, 100x1x2x16, 100x16x64x64, 100x32x256x256)")
     b.add_argument("--dtype", choices=["float64", "float32", "both"], default="float64")
-    b.add_argument("--truncate", type=int, default=None, metavar="K", help="per-output horizon (default: full BPTT)")
-    b.add_argument("--repeat", type=int, default=5, help="interleaved repeats; the minimum is reported")
-    b.add_argument("--min-time", type=float, default=0.02, help="seconds per measurement")
-    b.add_argument("--blas-threads", type=int, default=1, metavar="N",
+    b.add_argument("--truncate", type=_non_negative, default=None, metavar="K",
+                   help="per-output horizon (default: full BPTT)")
+    b.add_argument("--repeat", type=_positive, default=5, help="interleaved repeats; the minimum is reported")
+    b.add_argument("--min-time", type=_positive_seconds, default=0.02, help="seconds per measurement")
+    b.add_argument("--blas-threads", type=_positive, default=1, metavar="N",
                    help="BLAS threads for both sides (default 1: a ratio of single-threaded code)")
     b.add_argument("--against", choices=["torch"], help="also time PyTorch's fused nn.RNN/GRU/LSTM on the same work")
     b.add_argument("--json", action="store_true", help="machine-readable output")

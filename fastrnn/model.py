@@ -350,6 +350,8 @@ class Model:
                 raise TypeError("validation: expected a pair (X, Y)")
             Xv = self._check_X(validation[0], "validation[0]")
             Yv = self._check_Y(validation[1], len(Xv), Xv.shape[1], "validation[1]")
+        if checkpoint is not None:  # before any work: a bad path must not cost an epoch
+            io.check_writable("checkpoint", checkpoint)
         optimizer = make_optimizer(optimizer)
         history = History()
         first_epoch = 0

@@ -41,14 +41,46 @@ class Optimizer:
             self.state[name] = {slot: np.zeros_like(param) for slot in self.slots}
         return self.state[name]
 
+    def _checked_pairs(self, params, grads):
+        """(parameter, gradient, state) for every gradient, each checked to fit its parameter.
+
+        The update kernels read and write all three element for element, so a gradient or a
+        state array of another size would take them past an array's end: everything is checked
+        before any kernel runs, and the error names the parameter.
+        """
+        pairs = []
+        for name, grad in grads.items():
+            param = params.get(name) if hasattr(params, "get") else None
+            if not isinstance(param, np.ndarray):
+                raise ValueError(f"grads[{name!r}]: no parameter of that name in params")
+            if param.dtype not in v.FLOAT_DTYPES or not param.flags.c_contiguous or not param.flags.writeable:
+                raise ValueError(f"params[{name!r}]: expected a writeable, C-contiguous float32 or float64 array, "
+                                 f"got a {param.dtype.name} array with flags C_CONTIGUOUS={param.flags.c_contiguous}"
+                                 f", WRITEABLE={param.flags.writeable}")
+            if type(grad) is not np.ndarray or grad.dtype != param.dtype or grad.shape != param.shape \
+                    or not grad.flags.c_contiguous:
+                grad = v.as_gradient(f"grads[{name!r}]", grad, param)
+            state = self._slots(name, param)
+            for slot, value in state.items():
+                if value.shape != param.shape or value.dtype != param.dtype or not value.flags.c_contiguous:
+                    raise ValueError(f"optimizer state {slot}/{name}: expected a C-contiguous {param.dtype.name} "
+                                     f"array of shape {param.shape}, got {value.dtype.name} {value.shape}")
+            pairs.append((param, grad, state))
+        return pairs
+
     def step(self, params, grads):
         """Update every ``params[name]`` in place from ``grads[name]``.
 
         Returns True; or False, changing nothing (neither parameters nor optimizer state), when
         a gradient or an updated value would not be finite.
+
+        Raises
+        ------
+        ValueError, TypeError
+            If a gradient has no parameter of its name, or not its parameter's shape, or is not
+            real numbers; nothing is changed then either.
         """
-        pairs = [(params[name], np.ascontiguousarray(grad), self._slots(name, params[name]))
-                 for name, grad in grads.items()]
+        pairs = self._checked_pairs(params, grads)
         self.steps += 1
         if not all(self._update(param, grad, state, False) for param, grad, state in pairs):
             self.steps -= 1
@@ -69,14 +101,41 @@ class Optimizer:
                 arrays[f"{slot}/{name}"] = value
         return arrays
 
-    def load_state_arrays(self, arrays):
-        """Inverse of :meth:`state_arrays`."""
-        self.steps = int(arrays["steps"])
-        self.state = {}
+    def load_state_arrays(self, arrays, params=None, source="optimizer state"):
+        """Inverse of :meth:`state_arrays`, all or nothing.
+
+        With ``params`` (the live parameter dict the optimizer will update) every state array
+        must belong to one of them and have its shape and dtype, and each parameter with state
+        must have all of its slots. A refused state raises ``ValueError`` naming ``source`` and
+        leaves the optimizer as it was.
+        """
+        steps = arrays.get("steps") if hasattr(arrays, "get") else None
+        if not isinstance(steps, np.ndarray) or steps.shape != () or steps.dtype.kind not in "iu" or steps < 0:
+            raise ValueError(f"{source}: expected 'steps', a non-negative integer scalar, got {steps!r}")
+        state = {}
         for key, value in arrays.items():
-            if key != "steps":
-                slot, name = key.split("/", 1)
-                self.state.setdefault(name, {})[slot] = np.array(value)
+            if key == "steps":
+                continue
+            slot, _, name = key.partition("/")
+            if slot not in self.slots or not name:
+                raise ValueError(f"{source}: {key!r} is not a state of {type(self).__name__} "
+                                 f"(slots: {', '.join(self.slots) or 'none'})")
+            if not isinstance(value, np.ndarray) or value.dtype not in v.FLOAT_DTYPES:
+                raise ValueError(f"{source}: {key!r} is not a float32 or float64 array")
+            if params is not None:
+                param = params.get(name)
+                if not isinstance(param, np.ndarray):
+                    raise ValueError(f"{source}: {key!r} belongs to no parameter of the model")
+                if value.shape != param.shape or value.dtype != param.dtype:
+                    raise ValueError(f"{source}: {key!r} has shape {value.shape} and dtype {value.dtype.name}, "
+                                     f"expected {param.shape} and {param.dtype.name} (those of {name!r})")
+            state.setdefault(name, {})[slot] = np.array(value, order="C")
+        for name, slots in state.items():
+            missing = [slot for slot in self.slots if slot not in slots]
+            if missing:
+                raise ValueError(f"{source}: {name!r} lacks its {', '.join(missing)} state")
+        self.steps = int(steps)
+        self.state = state
 
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config().items())})"

@@ -133,3 +133,15 @@ def test_stale_cache_is_dropped_when_kernel_sources_change(tmp_path, monkeypatch
 
 def test_kernels_package_lists_its_modules():
     assert "rnn" in fastrnn.kernels.__all__
+
+
+@pytest.mark.skipif(not numba.config.BOUNDSCHECK, reason="runs in CI's NUMBA_BOUNDSCHECK=1 pass")
+def test_bounds_checks_catch_an_out_of_bounds_kernel_call():
+    """Under NUMBA_BOUNDSCHECK=1 (set by .ci/run for a subset of the kernel tests) a kernel handed a
+    gradient shorter than its parameter, which the public optimizers refuse, raises IndexError
+    instead of reading past the array's end."""
+    from fastrnn.kernels import optim
+
+    param, velocity = np.ones(8), np.zeros(8)
+    with pytest.raises(IndexError):
+        optim.sgd(param, np.ones(3), velocity, 0.1, 0.0, True)
