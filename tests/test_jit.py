@@ -100,6 +100,50 @@ def test_fresh_process_loads_every_kernel_from_the_cache():
     assert "MISSES []" in out, out
 
 
+PURE_PYTHON = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import fastrnn
+    from fastrnn.registry import CASES, STACKS, make_inputs
+
+    out = {}
+    # (T, B, I, H): one shape on the small-product loops, one on the tiled product's tiles
+    # (its micro-kernel is an intrinsic, run here by its NumPy stand-in).
+    for case in CASES + STACKS:
+        for T, B, I, H in ((3, 2, 2, 3), (4, 9, 5, 16)):
+            for dtype in ("float64", "float32"):
+                core = case.make(I, H, dtype=dtype, seed=0)
+                inputs = make_inputs(core, T, B, seed=1)
+                y, state, tape = core.forward(inputs["x"])
+                grads, dx, _ = core.backward(tape, inputs["dy"], truncate=1)
+                key = f"{case.name}/{T}x{B}x{I}x{H}/{dtype}"
+                out[key + "/y"], out[key + "/dx"] = y, dx
+                out.update({f"{key}/{name}": g for name, g in grads.items()})
+    model = fastrnn.Model(fastrnn.LSTM(2, 3, seed=0), 2, seed=0)
+    rng = np.random.default_rng(0)
+    history = model.fit(rng.standard_normal((8, 6, 2)), rng.integers(0, 2, (8, 6)), epochs=2, batch_size=4,
+                        tbptt=3, progress=False)
+    out["fit/loss"] = np.array(history["loss"])
+    np.savez(sys.argv[1], **out)
+""")
+
+
+@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"), reason="JIT disabled")
+def test_pure_python_mode_gives_the_compiled_results(tmp_path):
+    """``NUMBA_DISABLE_JIT=1`` (for debugging and coverage) runs every kernel, the tiled product
+    and a fit as plain Python, with the compiled results up to summation order."""
+    path = tmp_path / "pure.npz"
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
+    subprocess.run([sys.executable, "-c", PURE_PYTHON, str(path)], check=True, env=env, timeout=600)
+    subprocess.run([sys.executable, "-c", PURE_PYTHON, str(tmp_path / "jit.npz")], check=True, timeout=600)
+    with np.load(path) as pure, np.load(tmp_path / "jit.npz") as jit:
+        assert pure.files == jit.files and len(pure.files) > 100
+        for key in jit.files:
+            dtype = jit[key].dtype
+            rtol = 1e-10 if dtype == np.float64 else 2e-4
+            np.testing.assert_allclose(pure[key], jit[key], rtol=rtol, atol=rtol, err_msg=key)
+
+
 class _FakeCache:
     def __init__(self, path):
         self._cache_path = str(path)

@@ -29,6 +29,8 @@ Accumulation runs in order over k with fused multiply-adds, so NaN and inf propa
 product.
 """
 
+import ctypes
+
 import numba
 import numpy as np
 from llvmlite import binding as llvm
@@ -37,7 +39,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._jit import inlined, kernel
+from ._jit import inlined, kernel, with_python_fallback
 
 
 def _vector_bytes():
@@ -60,6 +62,21 @@ VECTORS = 3
 # every panel of B passes over it.
 CHUNK_BYTES = 1 << 18
 
+def _tile_python(rows, vectors, k, pa, rs_a, cs_a, pb, ldb, pc, ldc, cols, accumulate, like):
+    """:func:`_tile` for ``NUMBA_DISABLE_JIT=1``: the same tile of C, through NumPy views of the addresses."""
+    def view(address, shape, strides):
+        extent = 1 + sum((n - 1) * s for n, s in zip(shape, strides)) if all(shape) else 0
+        buffer = (ctypes.c_char * (extent * like.itemsize)).from_address(address)
+        flat = np.frombuffer(buffer, like.dtype)
+        return np.lib.stride_tricks.as_strided(flat, shape, tuple(s * like.itemsize for s in strides))
+
+    a = view(pa, (rows, k), (rs_a, cs_a))
+    b = view(pb, (k, cols), (ldb, 1))
+    c = view(pc, (rows, cols), (ldc, 1))
+    c[...] = (c if accumulate else 0.0) + a @ b
+
+
+@with_python_fallback(_tile_python)
 @intrinsic
 def _tile(typingctx, rows, vectors, k, pa, rs_a, cs_a, pb, ldb, pc, ldc, cols, accumulate, like):
     """C tile (+)= A rows @ one panel, in registers.

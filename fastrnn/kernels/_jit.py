@@ -59,6 +59,15 @@ def reassociating(fn):
     return _build(fn, fastmath={"reassoc", "contract"})
 
 
+def with_python_fallback(fallback):
+    """Decorator for a Numba ``@intrinsic``: under ``NUMBA_DISABLE_JIT=1`` the plain-Python
+    ``fallback`` (same arguments, same result) stands in for it, since an intrinsic only exists
+    inside compiled code. Everything else in the kernels is plain Python already."""
+    def choose(compiled):
+        return fallback if numba.config.DISABLE_JIT else compiled
+    return choose
+
+
 def source_digest():
     """Hash of every kernel source file plus the Numba version."""
     digest = hashlib.sha256(numba.__version__.encode())

@@ -9,17 +9,24 @@ Everything is computed in float64, also for float32 data: the cost is the same a
 results are then within 1 ulp.
 """
 
+import math
+
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from ._jit import inlined
+from ._jit import inlined, with_python_fallback
 
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 split in two so that n * ln2 is exact (Cody-Waite)
 _LN2_LO = 1.90821492927058770002e-10
 _INV_LN2 = 1.44269504088896338700e+00
 
 
+def _power_of_two_python(n):
+    return math.ldexp(1.0, int(n))
+
+
+@with_python_fallback(_power_of_two_python)
 @intrinsic
 def _power_of_two(typingctx, n):
     """2.0**n for an integer -1022 <= n <= 1023, built from its bits: one vector instruction."""
