@@ -45,11 +45,6 @@ import numpy as np
 from . import steps
 from ._gemm import gemm, pack, packed, packed_shape
 from ._jit import inlined, kernel, reassociating
-from .steps import gru as gru_step
-from .steps import intersection as intersection_step
-from .steps import lstm as lstm_step
-from .steps import rnn as rnn_step
-from .steps import ugrnn as ugrnn_step
 
 
 # Small products are written as loops rather than sent through the tiled product of
@@ -66,6 +61,16 @@ MIN_VECTOR = 8
 # whole sequence, they went out to memory and back (GRU backward at T=100, B=32, I=H=256: 130 ms
 # that way, 112 ms in blocks; 256 and 1024 rows measured within noise of 512).
 BLOCK_ROWS = 512
+
+
+@inlined
+def copy_into(src, dst):
+    """dst[...] = src for two 2-d arrays of one shape, as loops: an array-to-array slice
+    assignment compiles Numba's formatted shape-mismatch error (string joins and reprs), which
+    cost every kernel that used one seconds of compile time."""
+    for r in range(src.shape[0]):
+        for i in range(src.shape[1]):
+            dst[r, i] = src[r, i]
 
 
 @inlined
@@ -170,17 +175,7 @@ def recur_forward(cell, option, xt, h0, c0, w_ih, w_hh, b_ih, b_hh, hs, cs, ys, 
             cs[0, b, i] = c0[b, i]
     for t in range(T):
         mm_abt(hs[t], w_hh, w_hh_packed, hp)
-        # One branch survives compilation: ``cell`` is a literal.
-        if cell == steps.RNN:
-            rnn_step.forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)
-        elif cell == steps.GRU:
-            gru_step.forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)
-        elif cell == steps.LSTM:
-            lstm_step.forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)
-        elif cell == steps.UGRNN:
-            ugrnn_step.forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)
-        elif cell == steps.INTERSECTION:
-            intersection_step.forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)
+        steps.forward(cell, option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)
 
 
 @inlined
@@ -275,21 +270,8 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
                     carry_h[lo + b, i] += dh_n[b, i]
                 for i in range(C):
                     carry_c[lo + b, i] += dc_n[b, i]
-        if cell == steps.RNN:
-            rnn_step.backward(option, s, xt, hs, cs, cache, dout, carry_h, carry_c, slot_gi, slot_gh,
-                              dh_direct, dc_prev, dxt)
-        elif cell == steps.GRU:
-            gru_step.backward(option, s, xt, hs, cs, cache, dout, carry_h, carry_c, slot_gi, slot_gh,
-                              dh_direct, dc_prev, dxt)
-        elif cell == steps.LSTM:
-            lstm_step.backward(option, s, xt, hs, cs, cache, dout, carry_h, carry_c, slot_gi, slot_gh,
-                               dh_direct, dc_prev, dxt)
-        elif cell == steps.UGRNN:
-            ugrnn_step.backward(option, s, xt, hs, cs, cache, dout, carry_h, carry_c, slot_gi, slot_gh,
-                                dh_direct, dc_prev, dxt)
-        elif cell == steps.INTERSECTION:
-            intersection_step.backward(option, s, xt, hs, cs, cache, dout, carry_h, carry_c, slot_gi, slot_gh,
-                                       dh_direct, dc_prev, dxt)
+        steps.backward(cell, option, s, xt, hs, cs, cache, dout, carry_h, carry_c, slot_gi, slot_gh, dh_direct,
+                       dc_prev, dxt)
         first = s - s % span  # the block's first step, which is processed last
         row = (s - first) * B
         _sum_slots(slot_gi, B, dgi, row)

@@ -8,7 +8,7 @@ callable from Python and from your own ``@numba.njit`` code. The tape is ``hs (T
 
 import numpy as np
 
-from ._driver import recur_backward, recur_forward
+from ._driver import copy_into, recur_backward, recur_forward
 from ._jit import kernel
 from .steps import GRU as CELL
 
@@ -19,7 +19,7 @@ def forward_into(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, y, h_n, hs, cach
     T, B, _ = x.shape
     cs = np.empty((T + 1, B, 0), x.dtype)  # no second state
     recur_forward(CELL, 0, x, h0, cs[0], weight_ih, weight_hh, bias_ih, bias_hh, hs, cs, y, cache)
-    h_n[...] = hs[T]
+    copy_into(hs[T], h_n)
 
 
 @kernel

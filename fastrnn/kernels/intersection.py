@@ -10,7 +10,7 @@ Nothing is validated here (:class:`fastrnn.IntersectionRNN` does that).
 
 import numpy as np
 
-from ._driver import mm_ab, mm_abt, mm_atb, prepare, recur_backward, recur_forward
+from ._driver import copy_into, mm_ab, mm_abt, mm_atb, prepare, recur_backward, recur_forward
 from ._gemm import packed_shape
 from ._jit import kernel
 from .steps import INTERSECTION as CELL
@@ -22,7 +22,7 @@ def forward_into(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, weight_in, bias_
     T, B, I = x.shape
     H = h0.shape[1]
     if weight_in.shape[0] == 0:
-        xt[...] = x
+        copy_into(x.reshape(T * B, I), xt.reshape(T * B, H))
     else:
         # The projection of every step in one (T*B, I) x (I, H) product.
         flat = xt.reshape(T * B, H)
@@ -32,7 +32,7 @@ def forward_into(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, weight_in, bias_
                 flat[r, i] += bias_in[i]
     cs = np.empty((T + 1, B, 0), x.dtype)  # no second state
     recur_forward(CELL, 0, xt, h0, cs[0], weight_ih, weight_hh, bias_ih, bias_hh, hs, cs, y, cache)
-    h_n[...] = hs[T]
+    copy_into(hs[T], h_n)
 
 
 @kernel

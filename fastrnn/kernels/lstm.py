@@ -8,7 +8,7 @@ callable from Python and from your own ``@numba.njit`` code. The tape is ``hs``,
 
 import numpy as np
 
-from ._driver import recur_backward, recur_forward
+from ._driver import copy_into, recur_backward, recur_forward
 from ._jit import kernel
 from .steps import LSTM as CELL
 
@@ -18,8 +18,8 @@ def forward_into(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, y, h_n, c_n,
     """:func:`forward`, writing into given ``y``, ``h_n``, ``c_n``, ``hs``, ``cs``, ``cache``."""
     T = x.shape[0]
     recur_forward(CELL, 0, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, hs, cs, y, cache)
-    h_n[...] = hs[T]
-    c_n[...] = cs[T]
+    copy_into(hs[T], h_n)
+    copy_into(cs[T], c_n)
 
 
 @kernel

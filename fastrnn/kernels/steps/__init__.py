@@ -1,9 +1,13 @@
-"""Pointwise step math, one module per cell; the only part of a kernel a new cell has to write.
+"""Pointwise step math, one module per cell; the driver reaches them through :func:`forward` and
+:func:`backward` here.
 
 Each module defines ``forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)`` and
 ``backward(option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt)`` with the
-contract written in :mod:`fastrnn.kernels._driver`, which selects them by the cell ids below.
+contract written in :mod:`fastrnn.kernels._driver`.
 """
+
+from numba import types
+from numba.extending import overload
 
 # Cell ids, passed to the driver as compile-time literals so that it specialises per cell.
 RNN = 0
@@ -15,3 +19,47 @@ INTERSECTION = 4
 #: Cells whose backward step adds a direct gradient into dx (the +RNN's y reads x̃ itself); for the
 #: others dx is the input GEMM alone, written straight into the caller's array.
 DIRECT_INPUT = (INTERSECTION,)
+
+from . import gru, intersection, lstm, rnn, ugrnn  # noqa: E402  (the modules read nothing from here)
+
+_MODULES = {RNN: rnn, GRU: gru, LSTM: lstm, UGRNN: ugrnn, INTERSECTION: intersection}
+
+
+def forward(cell, option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
+    """Step ``t`` of cell ``cell``'s forward recurrence (plain Python, or resolved at compile time)."""
+    _MODULES[cell].forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)
+
+
+def backward(cell, option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
+    """Step ``t`` of cell ``cell``'s backward recurrence (plain Python, or resolved at compile time)."""
+    _MODULES[cell].backward(option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt)
+
+
+# In compiled code the cell is a literal, and typing picks that cell's step alone: an if/elif
+# over the cell ids had Numba inline, type and lower all five cells' steps into every
+# specialisation of the driver before the dead branches went (a third of a cell's compile time).
+# The chosen step is inlined into the time loop (a call passing a dozen arrays costs
+# reference-count traffic on each of them, every step).
+
+@overload(forward, inline="always")
+def _forward(cell, option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
+    if not isinstance(cell, types.IntegerLiteral):
+        return None
+    step = _MODULES[cell.literal_value].forward
+
+    def impl(cell, option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
+        step(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)
+
+    return impl
+
+
+@overload(backward, inline="always")
+def _backward(cell, option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
+    if not isinstance(cell, types.IntegerLiteral):
+        return None
+    step = _MODULES[cell.literal_value].backward
+
+    def impl(cell, option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
+        step(option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt)
+
+    return impl
