@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from . import _validation as v
+from .compilation import first_call
 
 BACKENDS = {"numba": "fastrnn.kernels", "numpy": "fastrnn.reference"}
 
@@ -60,6 +61,12 @@ class Cell:
         self._impl = importlib.import_module(f"{BACKENDS[backend]}.{self._module}")
         self._shapes = self._param_shapes()
         self.params = self._init_params(np.random.default_rng(seed))
+        # A numba cell's first forward and first backward go through compilation.first_call,
+        # which says when a kernel has to be compiled.
+        self._fresh = {"forward", "backward"} if backend == "numba" else set()
+
+    def _what(self, direction):
+        return f"{type(self).__name__} {self.dtype.name} {direction}"
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -158,7 +165,12 @@ class Cell:
         y = np.empty((T, B, self.output_size), self.dtype)
         final = [np.empty((B, self.hidden_size), self.dtype) for _ in states]
         tape = [np.empty(shape, self.dtype) for shape in self._tape_shapes(T, B)]
-        self._impl.forward_into(x, *states, *self._param_list(), *self._options(), y, *final, *tape)
+        args = (x, *states, *self._param_list(), *self._options(), y, *final, *tape)
+        if "forward" in self._fresh:
+            first_call(self._impl.forward_into, args, self._what("forward"))
+            self._fresh.discard("forward")
+        else:
+            self._impl.forward_into(*args)
         return y, self._pack(final), Tape(self, x, tuple(tape))
 
     def backward(self, tape, dy, dstate=None, truncate=None):
@@ -197,8 +209,13 @@ class Cell:
         grads = {name: np.empty(shape, self.dtype) for name, shape in self._shapes.items()}
         dx = np.empty_like(tape.x)
         dstate0 = [np.empty_like(d) for d in dstates]
-        self._impl.backward_into(tape.x, *self._param_list(), *self._options(), *tape.arrays, dy, *dstates, k,
-                                 *grads.values(), dx, *dstate0)
+        args = (tape.x, *self._param_list(), *self._options(), *tape.arrays, dy, *dstates, k, *grads.values(), dx,
+                *dstate0)
+        if "backward" in self._fresh:
+            first_call(self._impl.backward_into, args, self._what("backward"))
+            self._fresh.discard("backward")
+        else:
+            self._impl.backward_into(*args)
         grads = {name: grad for name, grad in grads.items() if self._present(grad.shape)}
         return grads, dx, self._pack(dstate0)
 

@@ -2,8 +2,11 @@
 
 import argparse
 import json
-import platform
 import sys
+
+from .system import blas_kernels as _blas_kernels
+from .system import blas_threads as _blas_threads
+from .system import environment
 
 
 def _size(text):
@@ -63,77 +66,6 @@ def _plot_path(text):
         return check_writable("--plot", path)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error).removeprefix("--plot: ")) from None
-
-
-def environment():
-    """Hardware and versions to print under a speed table."""
-    import numba
-    import numpy
-    import scipy
-
-    return (f"{platform.processor() or platform.machine()}, {_cpu_count()} cores; Python "
-            f"{platform.python_version()}, NumPy {numpy.__version__}, Numba {numba.__version__}, "
-            f"SciPy {scipy.__version__}")
-
-
-def _cpu_count():
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
-def _blas_threads(n):
-    """Pin every loaded BLAS (NumPy's and the one Numba calls through SciPy) to n threads.
-
-    Returns a context manager and a line saying what was done. Without threadpoolctl (the
-    ``bench`` extra) the BLAS libraries keep their own thread counts, and the line says so.
-    """
-    import contextlib
-
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext(), "BLAS threads: library default (install fastrnn[bench] to pin them)"
-    import scipy.linalg  # noqa: F401  (loads SciPy's BLAS, which the kernels call, so it is pinned too)
-
-    return threadpool_limits(limits=n, user_api="blas"), f"BLAS threads: {n}"
-
-
-def _blas_kernels(info=None, cpu_flags=None):
-    """Which kernel family each OpenBLAS runs, with a hint when it leaves AVX-512 unused.
-
-    OpenBLAS chooses its kernels by CPU family and model. One it does not know gets a fallback:
-    OpenBLAS 0.3.31 gives AMD's family 26 (Zen 5) its Haswell (AVX2) kernels although the CPU
-    has AVX-512 (OpenBLAS issue #6029), and GEMMs then run at about half speed (measured on this
-    project's machine: float64 56 against 90 GFLOP/s, float32 117 against 218). The environment
-    variable OPENBLAS_CORETYPE, read when the library loads, overrides the choice. fastrnn's
-    kernels multiply with their own tiled product (:mod:`fastrnn.kernels._gemm`), so the hint
-    concerns NumPy's products: the references', the model's head, the user's own code.
-    ``info`` (threadpoolctl's) and ``cpu_flags`` default to this process's and this machine's.
-    Returns "" when there is nothing to say.
-    """
-    if info is None:
-        try:
-            from threadpoolctl import threadpool_info
-        except ImportError:
-            return ""
-        info = threadpool_info()
-    kinds = sorted({lib.get("architecture") or "?" for lib in info if lib.get("internal_api") == "openblas"})
-    if not kinds:
-        return ""
-    if cpu_flags is None:
-        try:
-            with open("/proc/cpuinfo") as f:
-                cpu_flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), [])
-        except OSError:
-            cpu_flags = []
-    line = f"OpenBLAS kernels: {', '.join(kinds)}"
-    avx512 = {"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"} <= set(cpu_flags)
-    if avx512 and not any(k.lower() in ("skylakex", "cooperlake", "sapphirerapids") for k in kinds):
-        line += (" on a CPU with AVX-512, which they leave unused: setting OPENBLAS_CORETYPE=SkylakeX "
-                 "before starting Python may run NumPy's matrix products (the references' among them) up to "
-                 "2x faster; fastrnn's kernels use their own")
-    return line
 
 
 def _bench(args):
@@ -214,6 +146,17 @@ def _train(args):
     print(f"model: {model!r}")
     print(f"data: {len(train[0])} training and {len(test[0])} test sequences of {train[0].shape[1]} steps; "
           f"{epochs} epochs, {options}")
+    if args.backend == "numba":
+        # Compile (or load) the kernels before training, saying so, so that the progress bar and
+        # the timing start on compiled code.
+        from . import compilation
+        from .parallel import warm_up
+
+        handler = compilation.echo_to(sys.stdout)
+        try:
+            warm_up(model, *train, options)
+        finally:
+            compilation.logger.removeHandler(handler)
     with _cluster(args) as client:
         if client is not None:
             workers = len(client.scheduler_info()["workers"])
@@ -258,6 +201,30 @@ def _train(args):
     if args.plot:
         _plot(history, args.plot, task.name)
         print(f"loss curve written to {args.plot}")
+    return 0
+
+
+def _compile(args):
+    import time
+
+    from . import compilation
+    from .registry import BY_CELL_NAME
+
+    names = args.cells or list(BY_CELL_NAME)
+    unknown = [c for c in names if c not in BY_CELL_NAME]
+    if unknown:
+        print(f"fastrnn compile: unknown cell {unknown[0]!r}; choose from {', '.join(BY_CELL_NAME)}", file=sys.stderr)
+        return 2
+    dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
+    print(f"compiling {', '.join(names)} in {', '.join(dtypes)} (or loading them from Numba's cache)", flush=True)
+    began = time.perf_counter()
+    compilation.compile_cells(names, dtypes, jobs=args.jobs,
+                              report=lambda name, dtype, seconds: print(f"  {name} {dtype}: {seconds:.1f} s",
+                                                                        flush=True))
+    directories = compilation.cache_directories()
+    size = compilation.cache_size(directories)
+    print(f"done in {time.perf_counter() - began:.1f} s; Numba's cache: {size / 2**20:.1f} MiB in "
+          f"{', '.join(map(str, directories))}")
     return 0
 
 
@@ -381,7 +348,19 @@ def main(argv=None):
     b.add_argument("--against", choices=["torch"], help="also time PyTorch's fused nn.RNN/GRU/LSTM on the same work")
     b.add_argument("--json", action="store_true", help="machine-readable output")
     b.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
+    commands.add_parser("info", help="versions, CPU, vector width, threads, BLAS and Numba's cache: for bug reports")
+    c = commands.add_parser("compile", help="compile the kernels ahead of time into Numba's on-disk cache")
+    c.add_argument("--cells", nargs="+", metavar="CELL", help=f"cells to compile (default: all of {', '.join(BY_CELL_NAME)})")
+    c.add_argument("--dtype", choices=["float64", "float32", "both"], default="both")
+    c.add_argument("--jobs", type=_positive, metavar="N", help="worker processes (default: every core)")
     args = parser.parse_args(argv)
+    if args.command == "compile":
+        return _compile(args)
+    if args.command == "info":
+        from .system import report
+
+        print("\n".join(report()))
+        return 0
     if args.command == "bench":
         return _bench(args)
     if args.command == "train":

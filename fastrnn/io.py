@@ -63,7 +63,7 @@ def build_core(spec, dtype, backend):
 def model_spec(model):
     """A JSON-able description of a Model's architecture, head and loss (not its parameters)."""
     return {"core": core_spec(model.core), "dtype": model.dtype.name, "output_size": model.output_size,
-            "loss": model.loss.name, "readout": model.readout}
+            "loss": model.loss.name, "readout": model.readout, "reduction": model.reduction}
 
 
 def build_model(spec, backend, seed=0):
@@ -71,7 +71,9 @@ def build_model(spec, backend, seed=0):
     from .model import Model  # noqa: PLC0415  (model imports this module lazily too)
 
     core = build_core(spec["core"], spec["dtype"], backend)
-    return Model(core, spec["output_size"], loss=spec["loss"], readout=spec["readout"], seed=seed)
+    # Files written before the reduction option existed were all "mean".
+    return Model(core, spec["output_size"], loss=spec["loss"], readout=spec["readout"],
+                 reduction=spec.get("reduction", "mean"), seed=seed)
 
 
 def check_writable(name, path):

@@ -106,7 +106,7 @@ class Model:
     .. math:: z_t = W y_t + b, \quad \text{loss} = \frac{1}{P} \sum_{\text{positions}} \ell(z_t, \text{target}_t)
 
     where ``y_t`` is the core's output and P the number of positions (samples times steps for
-    ``readout="all"``, samples for ``"last"``).
+    ``readout="all"``, samples for ``"last"``); P = 1 with ``reduction="sum"``.
 
     Parameters
     ----------
@@ -119,6 +119,11 @@ class Model:
         features (sigmoid cross-entropy: values in [0, 1]).
     readout : {"all", "last"}
         A target at every step, or only at the last one.
+    reduction : {"mean", "sum"}
+        What each update minimises: the loss averaged over the batch's positions (the default),
+        or summed over them, as the classic NumPy programs and PyTorch's ``reduction="sum"`` do,
+        so that their learning rates carry over unchanged. The reported loss (history,
+        :meth:`evaluate`) is the mean per position either way, comparable across batch sizes.
     seed : int, optional
         Seeds the head's U(-1/sqrt(H), 1/sqrt(H)) initialisation and the order of batches in
         :meth:`fit`.
@@ -130,13 +135,15 @@ class Model:
         ``"head.bias"`` (O,).
     """
 
-    def __init__(self, core, output_size, *, loss="softmax_cross_entropy", readout="all", seed=None):
+    def __init__(self, core, output_size, *, loss="softmax_cross_entropy", readout="all", reduction="mean",
+                 seed=None):
         if not isinstance(core, (Cell, Bidirectional, DilatedRNN)):
             raise TypeError(f"core: expected a fastrnn cell, Bidirectional or DilatedRNN, got {type(core).__name__}")
         self.core = core
         self.output_size = v.check_positive_int("output_size", output_size)
         self.loss = LOSSES[v.check_choice("loss", loss, tuple(LOSSES))]()
         self.readout = v.check_choice("readout", readout, ("all", "last"))
+        self.reduction = v.check_choice("reduction", reduction, ("mean", "sum"))
         if seed is None:  # drawn once, so that a saved model still resumes exactly
             seed = int(np.random.default_rng().integers(2**31))
         self.seed = v.check_seed(seed)
@@ -216,21 +223,26 @@ class Model:
             target = target if self.readout == "last" else target[start:end]
             z = self._head_forward(own)
             count = z.shape[0] if self.readout == "last" else z.shape[0] * z.shape[1]
-            value, dz = self.loss.value_and_grad(z, target, count)
+            norm = self.normaliser(count)
+            value, dz = self.loss.value_and_grad(z, target, norm)
             correct, judged = self.loss.correct(z, target) if self.loss.has_accuracy else (0, 0)
             if not (math.isfinite(value) and np.isfinite(dz).all()):
-                return value * count, count, correct, judged, None, final, None  # diverged: fit stops
+                return value * norm, count, correct, judged, None, final, None  # diverged: fit stops
             if self.readout == "last":
                 grads, dy[-1] = self._head_backward(own, dz)
             else:
                 grads, dy[start - window:] = self._head_backward(own, dz)
         else:
-            value, count, correct, judged = 0.0, 0, 0, 0
+            value, count, norm, correct, judged = 0.0, 0, 1, 0, 0
             grads = {f"head.{name}": np.zeros_like(p) for name, p in self.head.params.items()}
         dstate = None if inject is None else inject(final)
         core_grads, _, dstart = self.core.backward(tape, dy, dstate, truncate=truncate)
         grads.update({f"core.{name}": g for name, g in core_grads.items()})
-        return value * count, count, correct, judged, grads, final, dstart
+        return value * norm, count, correct, judged, grads, final, dstart
+
+    def normaliser(self, count):
+        """What the summed loss of ``count`` positions is divided by before differentiation."""
+        return count if self.reduction == "mean" else 1
 
     # -- public -------------------------------------------------------------------------------
 
@@ -454,7 +466,7 @@ class Model:
         if all(r[4] is not None for r in results):
             grads = {name: sum(r[4][name] for r in results) for name in results[0][4]}
             if count:
-                grads = {name: g / count for name, g in grads.items()}
+                grads = {name: g / self.normaliser(count) for name, g in grads.items()}
         states[end] = [r[5] for r in results]
         if following not in states:
             states[following] = [r[6] for r in results]
@@ -508,7 +520,7 @@ class Model:
 
     def __repr__(self):
         return (f"Model({self.core!r}, {self.output_size}, loss={self.loss.name!r}, readout={self.readout!r}, "
-                f"seed={self.seed})")
+                f"reduction={self.reduction!r}, seed={self.seed})")
 
 
 @contextlib.contextmanager

@@ -185,7 +185,7 @@ def shard_gradients(spec, x, target, state, window, start, end, following, trunc
     model = _rebuild(description, arrays)
     value, count, correct, judged, grads, final, _ = model._chunk_step(x, target, state, window, start, end, truncate)
     if grads is not None and count:
-        grads = {name: g * count for name, g in grads.items()}
+        grads = {name: g * model.normaliser(count) for name, g in grads.items()}
     entering = None
     if following != end and following != window:
         _, entering, _ = model.core.forward(x[window:following], state)

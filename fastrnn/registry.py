@@ -166,3 +166,17 @@ def api_step(core, inputs, truncate=None):
 
     step.forward, step.backward = forward, backward
     return step
+
+
+def warm(case, dtype):
+    """Load or compile everything training ``case`` in ``dtype`` calls: its kernels, forward and
+    backward (their types do not depend on sizes, state or truncation), and the optimizers'
+    updates (what ``fastrnn compile`` runs per case)."""
+    from .optim import OPTIMIZERS  # noqa: PLC0415  (optim imports nothing from here; kept local for clarity)
+
+    core = case.make(2, 3, dtype=dtype, seed=0)
+    step = api_step(core, make_inputs(core, 2, 1), truncate=1)
+    grads, _, _ = step()
+    for make in OPTIMIZERS.values():
+        make().step(dict(core.params.items()), grads)
+

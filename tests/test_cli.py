@@ -63,3 +63,16 @@ def test_the_installed_package_wins_over_a_folder_named_fastrnn(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "RNN"
+
+
+def test_info_prints_what_a_bug_report_needs(capsys):
+    import numba
+    import numpy
+    import scipy
+
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    for needed in (f"fastrnn {fastrnn.__version__}", f"NumPy {numpy.__version__}", f"Numba {numba.__version__}",
+                   f"SciPy {scipy.__version__}", "Python ", "CPU: ", "kernels compiled for: ", "-byte vectors",
+                   "Numba threads: ", "Numba cache: "):
+        assert needed in out, (needed, out)

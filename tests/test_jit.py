@@ -189,3 +189,41 @@ def test_bounds_checks_catch_an_out_of_bounds_kernel_call():
     param, velocity = np.ones(8), np.zeros(8)
     with pytest.raises(IndexError):
         optim.sgd(param, np.ones(3), velocity, 0.1, 0.0, True)
+
+
+COLD_THEN_WARM = textwrap.dedent("""
+    import logging, sys
+    import numpy as np
+    import fastrnn
+    from fastrnn.kernels import _jit
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(name)s: %(message)s")
+    cell = fastrnn.RNN(2, 3, seed=0)
+    y, _, tape = cell.forward(np.ones((4, 2, 2)))
+    grads, _, _ = cell.backward(tape, np.ones_like(y))
+    fastrnn.SGD(0.1).step(cell.params, grads)
+    print("MISSES", [d.py_func.__qualname__ for d in _jit.KERNELS if d.stats.cache_misses])
+""")
+
+
+@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"), reason="JIT disabled")
+def test_compiling_is_announced_and_fastrnn_compile_fills_the_cache(tmp_path):
+    """With an empty cache the first call says it compiles (through logging, no warning);
+    ``fastrnn train`` says so before training; ``fastrnn compile`` reports where the cache is;
+    a later process then compiles nothing and says nothing."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONWARNINGS": "error"}
+    cold = subprocess.run([sys.executable, "-c", COLD_THEN_WARM], env=env, capture_output=True, text=True,
+                          check=True, timeout=600).stdout
+    assert "fastrnn: compiling RNN float64 forward (first use; cached on disk afterwards) ..." in cold, cold
+    assert "fastrnn: compiled RNN float64 backward in" in cold, cold
+    train = subprocess.run([sys.executable, "-m", "fastrnn", "train", "binary-addition", "--epochs", "1",
+                            "--no-progress", "--cell", "gru"], env=env, capture_output=True, text=True,
+                           check=True, timeout=600).stdout
+    notice = train.index("fastrnn: compiling GRU float64 forward (first use; cached on disk afterwards)")
+    assert notice < train.index("final:"), train
+    compiled = subprocess.run([sys.executable, "-m", "fastrnn", "compile", "--cells", "rnn-tanh", "--dtype",
+                               "float64"], env=env, capture_output=True, text=True, check=True, timeout=600).stdout
+    assert "rnn-tanh float64:" in compiled and "Numba's cache:" in compiled, compiled
+    assert str(tmp_path / "cache") in compiled, compiled
+    warm = subprocess.run([sys.executable, "-c", COLD_THEN_WARM], env=env, capture_output=True, text=True,
+                          check=True, timeout=600).stdout
+    assert "compiling" not in warm and "MISSES []" in warm, warm

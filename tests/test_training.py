@@ -443,3 +443,52 @@ def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path, mo
     assert resumed_history == history
     for name in whole.params:
         np.testing.assert_array_equal(resumed.params[name], whole.params[name])
+
+
+# -- reduction --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("readout", ["all", "last"])
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_sum_reduction_scales_the_gradient_by_the_positions(loss, readout):
+    """reduction="sum" minimises the summed loss: its gradient is P times the mean's, so SGD with
+    lr on the sum takes the step SGD with P*lr takes on the mean (the classic programs' lr)."""
+    X, Y = small_data(loss, readout)
+    positions = X.shape[0] * (1 if readout == "last" else X.shape[1])
+    models = []
+    for reduction, lr in (("sum", 0.01), ("mean", 0.01 * positions)):
+        model = fastrnn.Model(fastrnn.GRU(2, 3, seed=0), 3, loss=loss, readout=readout, reduction=reduction, seed=0)
+        history = model.fit(X, Y, epochs=1, batch_size=len(X), optimizer=fastrnn.SGD(lr), progress=False)
+        models.append((model, history))
+    (summed, h_sum), (mean, h_mean) = models
+    assert h_sum == h_mean  # the reported loss is the mean per position either way
+    for name in mean.params:
+        np.testing.assert_allclose(summed.params[name], mean.params[name], rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+def test_sum_reduction_is_saved_checked_and_shards_add_up(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, Y = small_data("softmax_cross_entropy", "all", N=6)
+    model = fastrnn.Model(fastrnn.RNN(2, 3, seed=0), 3, reduction="sum", seed=0)
+    model.save(tmp_path / "m.npz")
+    assert fastrnn.load(tmp_path / "m.npz").reduction == "sum"
+    with pytest.raises(ValueError, match="reduction: expected one of 'mean', 'sum', got 'total'"):
+        fastrnn.Model(fastrnn.RNN(2, 3), 3, reduction="total")
+    serial = fastrnn.Model(fastrnn.RNN(2, 3, seed=0), 3, reduction="sum", seed=0)
+    serial.fit(X, Y, epochs=2, batch_size=6, optimizer=fastrnn.SGD(0.01), progress=False)
+    with ThreadPoolExecutor(2) as pool:
+        model.fit(X, Y, epochs=2, batch_size=6, optimizer=fastrnn.SGD(0.01), progress=False, executor=pool, shards=2)
+    for name in model.params:
+        np.testing.assert_allclose(model.params[name], serial.params[name], rtol=1e-12, err_msg=name)
+
+
+def test_a_file_from_before_the_reduction_option_loads_as_mean(tmp_path):
+    import json
+
+    small_model().save(tmp_path / "m.npz")
+    arrays = io.read_archive(tmp_path / "m.npz")
+    meta = json.loads(str(arrays["meta"]))
+    del meta["reduction"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "old.npz", **arrays)
+    assert fastrnn.load(tmp_path / "old.npz").reduction == "mean"

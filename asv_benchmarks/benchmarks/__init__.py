@@ -7,7 +7,7 @@ the targets (when the kernels still used OpenBLAS, one unpinned run read the sta
 one thread gave 2.4-2.9x).
 """
 
-from fastrnn.cli import _blas_threads
+from fastrnn.system import blas_threads
 
 # Applied when threadpoolctl (the ``bench`` extra) is installed, for the life of the process.
-_BLAS_LIMITS, BLAS_THREADS = _blas_threads(1)
+_BLAS_LIMITS, BLAS_THREADS = blas_threads(1)

@@ -3,11 +3,21 @@
 It owns the time loop, the truncation rule and the big matrix products; a cell contributes only
 its pointwise step math, two jitted functions in :mod:`fastrnn.kernels.steps`.
 
-The driver picks the step functions by a cell id that its callers pass as a compile-time literal
-(``numba.literally``): Numba compiles one specialisation per cell with the other cells' branches
-pruned away. Passing the step functions themselves as arguments would be simpler to read, but a
-dispatcher passed as a value is lowered to a raw object address once Numba's first-class function
-support is loaded, and such code cannot be written to the on-disk cache.
+The two recurrences (:func:`recur_forward`, :func:`recur_backward`) are inlined into each cell's
+kernels, which pass their cell id as a constant; :func:`fastrnn.kernels.steps.forward` resolves
+it at compile time to that cell's step alone. Three choices there come from the compile profile:
+
+- the step is chosen by an overload typed for the literal id, not by an if/elif over the ids:
+  the chain had Numba inline, type and lower all five cells' steps before dropping four;
+- the recurrences are inlined rather than compiled as functions of their own: every compiled
+  function that calls another re-optimises the callee's linked machine code, so one level less
+  halved the LLVM time of a cell;
+- the products stay functions of their own (compiled once per dtype and layout, and cached),
+  since inlining them cost more in Numba's inliner than it saved.
+
+Passing the step functions themselves as arguments would be simpler to read, but a dispatcher
+passed as a value is lowered to a raw object address once Numba's first-class function support
+is loaded, and such code cannot be written to the on-disk cache.
 
 Array conventions (all C-contiguous, one dtype):
 
@@ -39,11 +49,10 @@ round trip, and a dozen of them per step dominated small problems.
     backward pass is.
 """
 
-import numba
 import numpy as np
 
 from . import steps
-from ._gemm import gemm, pack, packed, packed_shape
+from ._gemm import OVERWRITE, gemm, pack, packed, packed_shape
 from ._jit import inlined, kernel, reassociating
 
 
@@ -120,7 +129,7 @@ def mm_abt(a, b, bp, out):
     m, k = a.shape
     n = b.shape[0]
     if not _small(m, k, n, k):
-        gemm(a, bp, out, False)
+        gemm(a, bp, out, OVERWRITE)
         return
     for i in range(m):
         for j in range(n):
@@ -154,10 +163,9 @@ def mm_atb(a, b, scratch, out, accumulate):
                 out[p, j] += aip * b[i, j]
 
 
-@kernel
+@inlined
 def recur_forward(cell, option, xt, h0, c0, w_ih, w_hh, b_ih, b_hh, hs, cs, ys, cache):
     """Run cell ``cell``'s step over all T steps, filling ``hs``, ``cs``, ``ys`` and ``cache`` in place."""
-    numba.literally(cell)
     T, B, I = xt.shape
     H = hs.shape[2]
     C = cs.shape[2]
@@ -192,7 +200,7 @@ def _sum_slots(rows, B, out, row0):
                 out[row0 + b, i] += rows[j * B + b, i]
 
 
-@kernel
+@inlined
 def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy, dh_n, dc_n, truncate,
                    dw_ih, dw_hh, db_ih, db_hh, dxt, dh0, dc0):
     """Backpropagate through the recurrence with the per-output truncation horizon.
@@ -210,7 +218,6 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
 
     Writes ``dw_ih, dw_hh, db_ih, db_hh, dxt (T, B, I), dh0 (B, H), dc0 (B, C)``, given by the caller.
     """
-    numba.literally(cell)
     T, B, I = xt.shape
     H = hs.shape[2]
     C = cs.shape[2]
@@ -278,7 +285,7 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
         if separate_hh:
             _sum_slots(slot_gh, B, dgh, row)
         # Every slot's gradient at h_{s-1}: the W_hh path in one GEMM, plus the direct path.
-        mm_ab(slot_gh, w_hh, w_hh_packed, hprop, False)
+        mm_ab(slot_gh, w_hh, w_hh_packed, hprop, OVERWRITE)
         for r in range(R):
             for i in range(H):
                 carry_h[r, i] = hprop[r, i] + dh_direct[r, i]

@@ -58,6 +58,9 @@ VECTOR_BYTES = _vector_bytes()
 MR = 8 if VECTOR_BYTES == 64 else 4
 #: Vectors per tile row: NR = VECTORS * lanes columns.
 VECTORS = 3
+#: ``accumulate=False`` as a plain boolean for calls with a constant: a literal ``False`` is typed
+#: ``Literal[bool](False)``, and every product called with one compiled a second copy of itself.
+OVERWRITE = np.bool_(False)
 # A chunk of A's rows is kept this small (bytes), so that it stays in the level-2 cache while
 # every panel of B passes over it.
 CHUNK_BYTES = 1 << 18
@@ -246,4 +249,4 @@ def gemm(a, bp, c, accumulate):
 @kernel
 def matmul(a, b, c):
     """``c = a @ b``, packing ``b`` on the way (for products done once; reuse :func:`packed` otherwise)."""
-    gemm(a, packed(b), c, False)
+    gemm(a, packed(b), c, OVERWRITE)

@@ -11,7 +11,7 @@ Nothing is validated here (:class:`fastrnn.IntersectionRNN` does that).
 import numpy as np
 
 from ._driver import copy_into, mm_ab, mm_abt, mm_atb, prepare, recur_backward, recur_forward
-from ._gemm import packed_shape
+from ._gemm import OVERWRITE, packed_shape
 from ._jit import kernel
 from .steps import INTERSECTION as CELL
 
@@ -68,12 +68,12 @@ def backward_into(x, weight_ih, weight_hh, bias_ih, bias_hh, weight_in, bias_in,
     flat = dxt.reshape(T * B, H)
     x_rows = x.reshape(T * B, I)
     panels, rows, width = packed_shape(T * B, I, x)
-    mm_atb(flat, x_rows, np.empty(panels * rows * width, x.dtype), dweight_in, False)
+    mm_atb(flat, x_rows, np.empty(panels * rows * width, x.dtype), dweight_in, OVERWRITE)
     dbias_in[...] = 0.0
     for r in range(T * B):
         for i in range(H):
             dbias_in[i] += flat[r, i]
-    mm_ab(flat, weight_in, prepare(T * B, weight_in), dx.reshape(T * B, I), False)
+    mm_ab(flat, weight_in, prepare(T * B, weight_in), dx.reshape(T * B, I), OVERWRITE)
 
 
 @kernel
