@@ -7,6 +7,8 @@ import numbers
 
 import numpy as np
 
+from .kernels.checks import all_finite
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -74,23 +76,26 @@ def as_float_array(name, value, dtype, shape, hint=""):
 
     ``shape`` is a tuple whose entries are ints or None (any size >= 1). Integer input is converted;
     bool, complex, object and other non-numeric data raise TypeError. The result is always a
-    new array or one the caller may keep: kernels never write into it.
+    new array or one the caller may keep: kernels never write into it. Messages are formatted
+    only when raising: this runs on every call of a cell.
     """
-    array = np.asarray(value)
-    kind = array.dtype.kind
-    if kind not in "fiu":
+    array = value if type(value) is np.ndarray else np.asarray(value)
+    if array.dtype.kind not in "fiu":
         raise TypeError(f"{name}: expected real floating-point (or integer) data, got dtype {array.dtype.name}")
-    expected = _describe(["*" if s is None else s for s in shape]) + (f" ({hint})" if hint else "")
     if array.ndim != len(shape):
-        raise ValueError(f"{name}: expected a {len(shape)}-d array of shape {expected}, "
+        raise ValueError(f"{name}: expected a {len(shape)}-d array of shape {_expected(shape, hint)}, "
                          f"got a {array.ndim}-d array of shape {_describe(array.shape)}")
     for want, got in zip(shape, array.shape):
         if (want is None and got < 1) or (want is not None and want != got):
-            raise ValueError(f"{name}: expected shape {expected}, got {_describe(array.shape)}")
+            raise ValueError(f"{name}: expected shape {_expected(shape, hint)}, got {_describe(array.shape)}")
     array = np.ascontiguousarray(array, dtype=dtype)
-    if not np.isfinite(array).all():
+    if not all_finite(array.reshape(-1)):
         raise ValueError(f"{name}: contains NaN or infinite values")
     return array
+
+
+def _expected(shape, hint):
+    return _describe(["*" if s is None else s for s in shape]) + (f" ({hint})" if hint else "")
 
 
 def check_param(name, array, dtype, shape):

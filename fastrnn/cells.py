@@ -60,6 +60,10 @@ class Cell:
         self.backend = v.check_choice("backend", backend, tuple(BACKENDS))
         self._impl = importlib.import_module(f"{BACKENDS[backend]}.{self._module}")
         self._shapes = self._param_shapes()
+        # (name, shape, placeholder): the kernels' parameter arguments in order, derived once; a
+        # placeholder (an empty array, never written) stands for a parameter absent here.
+        self._layout = tuple((name, shape, None if self._present(shape) else np.empty(shape, self.dtype))
+                             for name, shape in self._shapes.items())
         self.params = self._init_params(np.random.default_rng(seed))
         # A numba cell's first forward and first backward go through compilation.first_call,
         # which says when a kernel has to be compiled.
@@ -110,13 +114,20 @@ class Cell:
         return 0 not in shape
 
     def _param_list(self):
+        """The kernels' parameter arguments in their order, each checked (the arrays are live:
+        the user may have replaced one); an absent parameter is an empty placeholder."""
         arrays = []
-        for name, shape in self._shapes.items():
-            if self._present(shape):
-                v.check_param(name, self.params.get(name), self.dtype, shape)
-                arrays.append(self.params[name])
-            else:
-                arrays.append(np.empty(shape, self.dtype))
+        params, dtype = self.params, self.dtype
+        for name, shape, placeholder in self._layout:
+            if placeholder is not None:
+                arrays.append(placeholder)
+                continue
+            array = params.get(name)
+            # The common case in a few attribute reads; check_param words the error.
+            if type(array) is not np.ndarray or array.shape != shape or array.dtype != dtype \
+                    or not array.flags.c_contiguous:
+                v.check_param(name, array, dtype, shape)
+            arrays.append(array)
         return arrays
 
     # -- state handling -----------------------------------------------------------------------

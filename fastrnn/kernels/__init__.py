@@ -3,7 +3,7 @@
 your own ``@numba.njit`` code.
 """
 
-from . import gru, intersection, lstm, optim, rnn, ugrnn
+from . import checks, gru, intersection, lstm, optim, rnn, ugrnn
 from ._jit import invalidate_stale_cache
 
 # After every kernel module is imported (so all dispatchers exist) and before any is compiled.
