@@ -11,14 +11,13 @@ optimizers :class:`SGD`, :class:`Adam`, :class:`RMSProp`); :func:`load` reads a 
 __version__ = "0.1.0"  # before the imports: io writes it into saved files
 
 from .cells import GRU, LSTM, RNN, UGRNN, Cell, IntersectionRNN, Tape
-from .stacks import Bidirectional, DilatedRNN
+from .io import load
 from .model import DivergenceError, History, Model
 from .optim import SGD, Adam, RMSProp
-from .io import load
-from .synthetic import SyntheticGradients
 from .parallel import sweep
 from .pytorch import from_torch, to_torch
-
+from .stacks import Bidirectional, DilatedRNN
+from .synthetic import SyntheticGradients
 
 __all__ = ["RNN", "GRU", "LSTM", "UGRNN", "IntersectionRNN", "DilatedRNN", "Bidirectional", "Cell", "Tape",
            "Model", "History", "DivergenceError", "SGD", "Adam", "RMSProp", "load",

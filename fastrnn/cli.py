@@ -271,7 +271,8 @@ def _compare(task, args):
     print("|---:|---:|---:|")
     rows = compare(task, range(args.compare), backend=args.backend, epochs=args.epochs)
     for row in rows:
-        print(f"| {row['seed']} | {row['tbptt']:.3f} ({row['tbptt_best']:.3f}) | {row['sg']:.3f} ({row['sg_best']:.3f}) |")
+        print(f"| {row['seed']} | {row['tbptt']:.3f} ({row['tbptt_best']:.3f}) | {row['sg']:.3f} "
+              f"({row['sg_best']:.3f}) |")
     mean = {key: sum(r[key] for r in rows) / len(rows) for key in ("tbptt", "tbptt_best", "sg", "sg_best")}
     print(f"| mean | {mean['tbptt']:.3f} ({mean['tbptt_best']:.3f}) | {mean['sg']:.3f} ({mean['sg_best']:.3f}) |")
     return 0
@@ -334,7 +335,8 @@ def main(argv=None):
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: only on a terminal)")
     b = commands.add_parser("bench", help="time kernels against their NumPy references, side by side")
-    b.add_argument("--cells", nargs="+", metavar="CELL", help="registry names, e.g. rnn-tanh or gru-dilated-1-2-4 (default: all)")
+    b.add_argument("--cells", nargs="+", metavar="CELL",
+                   help="registry names, e.g. rnn-tanh or gru-dilated-1-2-4 (default: all)")
     b.add_argument("--size", action="append", type=_size, metavar="TxBxIxH",
                    help="a size to time; repeat for more (default: each case's own sizes; for cells "
                         "8x1x2x16, 100x1x2x16, 100x16x64x64, 100x32x256x256)")
@@ -350,7 +352,8 @@ def main(argv=None):
     b.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     commands.add_parser("info", help="versions, CPU, vector width, threads, BLAS and Numba's cache: for bug reports")
     c = commands.add_parser("compile", help="compile the kernels ahead of time into Numba's on-disk cache")
-    c.add_argument("--cells", nargs="+", metavar="CELL", help=f"cells to compile (default: all of {', '.join(BY_CELL_NAME)})")
+    c.add_argument("--cells", nargs="+", metavar="CELL",
+                   help=f"cells to compile (default: all of {', '.join(BY_CELL_NAME)})")
     c.add_argument("--dtype", choices=["float64", "float32", "both"], default="both")
     c.add_argument("--jobs", type=_positive, metavar="N", help="worker processes (default: every core)")
     args = parser.parse_args(argv)

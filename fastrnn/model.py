@@ -508,7 +508,8 @@ class Model:
         # update leaves parameters and optimizer state as they were.
         if not optimizer.step(dict(self.params.items()), grads):
             bad = [name for name, g in grads.items() if not np.isfinite(g).all()]
-            what = f"the gradient of {bad[0]!r} became non-finite" if bad else "the update would make the parameters non-finite"
+            what = (f"the gradient of {bad[0]!r} became non-finite" if bad
+                    else "the update would make the parameters non-finite")
             raise DivergenceError(f"fit: {what} at {where}; training stopped, and the model keeps the parameters "
                                   f"it had before this step")
 

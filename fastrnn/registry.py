@@ -104,7 +104,8 @@ def train_step(cell, T, B, seed=0, truncate=None):
     """A function running one forward + backward of ``cell``'s backend module directly.
 
     For a stack (or bidirectional pair), one forward + backward through its public methods,
-    which is the work the caller's training loop does. For a cell, the arguments are validated and converted once here, and the outputs allocated once, so the
+    which is the work the caller's training loop does. For a cell, the arguments are validated
+    and converted once here, and the outputs allocated once, so the
     returned callable times the kernel (or the reference) alone, through its ``_into`` functions,
     without the public layer's checks and allocations.
     """

@@ -14,7 +14,6 @@ from ._params import PrefixedParams
 from .cells import Cell, Tape
 from .reference import dilated as reference
 
-
 # -- nested states ----------------------------------------------------------------------------
 # A layer's state is an array, or a tuple of states: LSTM's (h, c), a bidirectional layer's
 # (forward, backward). A template has the same nesting with the feature size at each leaf.

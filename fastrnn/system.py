@@ -109,7 +109,8 @@ def report():
         f"(LLVM {'.'.join(map(str, llvm.llvm_version_info))}), SciPy {scipy.__version__}",
         f"CPU: {cpu_name()}; {cpu_count()} cores available to this process",
         f"kernels compiled for: {target}, {_gemm.VECTOR_BYTES}-byte vectors "
-        f"({'AVX-512' if _gemm.VECTOR_BYTES == 64 else 'AVX2 or narrower'}); product tiles {_gemm.MR}x{_gemm.VECTORS * lanes} "
+        f"({'AVX-512' if _gemm.VECTOR_BYTES == 64 else 'AVX2 or narrower'}); "
+        f"product tiles {_gemm.MR}x{_gemm.VECTORS * lanes} "
         f"in float64, {_gemm.MR}x{2 * _gemm.VECTORS * lanes} in float32",
         f"Numba threads: {numba.get_num_threads()} (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}); "
         f"JIT {'disabled (NUMBA_DISABLE_JIT=1)' if numba.config.DISABLE_JIT else 'enabled'}",

@@ -15,8 +15,10 @@ from .conftest import assert_close, assert_state_close
 torch = pytest.importorskip("torch")
 
 CELLS = [
-    ("rnn-tanh", lambda I, H: torch.nn.RNN(I, H, nonlinearity="tanh"), lambda I, H, **kw: fastrnn.RNN(I, H, "tanh", **kw)),
-    ("rnn-relu", lambda I, H: torch.nn.RNN(I, H, nonlinearity="relu"), lambda I, H, **kw: fastrnn.RNN(I, H, "relu", **kw)),
+    ("rnn-tanh", lambda I, H: torch.nn.RNN(I, H, nonlinearity="tanh"),
+     lambda I, H, **kw: fastrnn.RNN(I, H, "tanh", **kw)),
+    ("rnn-relu", lambda I, H: torch.nn.RNN(I, H, nonlinearity="relu"),
+     lambda I, H, **kw: fastrnn.RNN(I, H, "relu", **kw)),
     ("gru", torch.nn.GRU, fastrnn.GRU),
     ("lstm", torch.nn.LSTM, fastrnn.LSTM),
 ]

@@ -306,7 +306,8 @@ def test_divergence_of_the_loss_is_reported_with_its_step():
 def test_fit_and_model_arguments_are_checked():
     model = small_model()
     X, Y = small_data("softmax_cross_entropy", "all")
-    with pytest.raises(TypeError, match="Y: expected integer class labels for softmax_cross_entropy, got dtype float64"):
+    with pytest.raises(TypeError,
+                       match="Y: expected integer class labels for softmax_cross_entropy, got dtype float64"):
         model.fit(X, Y.astype(float), epochs=1)
     with pytest.raises(ValueError, match=r"Y: expected class labels in 0..2, got values in 0..5"):
         model.fit(X, np.full_like(Y, 5) * (np.arange(Y.size).reshape(Y.shape) % 2), epochs=1)

@@ -37,7 +37,8 @@ def test_constructor_arguments():
 
 
 def test_x_wrong_ndim(cell):
-    with pytest.raises(ValueError, match=r"x: expected a 3-d array of shape \(\*, \*, 3\).*got a 2-d array of shape \(5, 3\)"):
+    with pytest.raises(ValueError,
+                       match=r"x: expected a 3-d array of shape \(\*, \*, 3\).*got a 2-d array of shape \(5, 3\)"):
         cell.forward(np.zeros((5, 3)))
 
 
@@ -89,7 +90,8 @@ def test_state_non_finite(cell):
 
 def test_dy_wrong_shape(cell, run):
     _, y, tape = run
-    with pytest.raises(ValueError, match=r"dy: expected shape \(5, 2, 4\) \(T, B, output_size of the tape\), got \(5, 2, 3\)"):
+    with pytest.raises(ValueError,
+                       match=r"dy: expected shape \(5, 2, 4\) \(T, B, output_size of the tape\), got \(5, 2, 3\)"):
         cell.backward(tape, np.zeros((5, 2, 3)))
 
 

@@ -3,7 +3,8 @@
 your own ``@numba.njit`` code.
 """
 
-from . import checks, gru, intersection, lstm, optim, rnn, ugrnn
+# Every kernel module, so that all dispatchers exist before the cache check below.
+from . import checks, gru, intersection, lstm, optim, rnn, ugrnn  # noqa: F401
 from ._jit import invalidate_stale_cache
 
 # After every kernel module is imported (so all dispatchers exist) and before any is compiled.

@@ -55,7 +55,6 @@ from . import steps
 from ._gemm import OVERWRITE, gemm, pack, packed, packed_shape
 from ._jit import inlined, kernel, reassociating
 
-
 # Small products are written as loops rather than sent through the tiled product of
 # :mod:`fastrnn.kernels._gemm`, whose fixed cost (packing, edge tiles) dominates there: below
 # SMALL_GEMM multiply-adds, and only when the innermost loop runs over at least MIN_VECTOR

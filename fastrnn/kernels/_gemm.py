@@ -85,7 +85,8 @@ def _tile(typingctx, rows, vectors, k, pa, rs_a, cs_a, pb, ldb, pc, ldc, cols, a
     """C tile (+)= A rows @ one panel, in registers.
 
     C[r*ldc + j] (+)= sum_p A[r*rs_a + p*cs_a] * Bp[p*ldb + j] for r < ``rows`` and
-    j < ``cols`` <= ``vectors`` * lanes <= NR (``rows`` and ``vectors`` compile-time constants), where ``pa``, ``pb``, ``pc`` are the addresses of A[0, 0],
+    j < ``cols`` <= ``vectors`` * lanes <= NR (``rows`` and ``vectors`` compile-time constants),
+    where ``pa``, ``pb``, ``pc`` are the addresses of A[0, 0],
     the panel and C[0, 0]. Strides count elements of ``like``'s dtype. C is read and written
     through lane masks, so a panel at the right edge needs no scratch and touches no column
     past ``cols``.

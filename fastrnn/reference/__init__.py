@@ -4,7 +4,7 @@ One module per cell, with the same function names and signatures as :mod:`fastrn
 written from the equations, step by step, and sharing no code with the kernels.
 """
 
-from . import dilated, gru, intersection, lstm, rnn, ugrnn
+from . import dilated, gru, intersection, lstm, rnn, ugrnn  # noqa: F401  (dilated: the stacks' oracle)
 
 #: The cell oracles, paired by name with :mod:`fastrnn.kernels`; :mod:`.dilated` is the stacks' oracle.
 __all__ = ["rnn", "gru", "lstm", "ugrnn", "intersection"]
