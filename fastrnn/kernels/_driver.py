@@ -12,8 +12,9 @@ it at compile time to that cell's step alone. Three choices there come from the 
 - the recurrences are inlined rather than compiled as functions of their own: every compiled
   function that calls another re-optimises the callee's linked machine code, so one level less
   halved the LLVM time of a cell;
-- the products stay functions of their own (compiled once per dtype and layout, and cached),
-  since inlining them cost more in Numba's inliner than it saved.
+- the products, and the flush of a block of gradients into the weight gradients, stay
+  functions of their own, compiled once per dtype and cached for every cell: inlining them cost
+  more in Numba's inliner than it saved.
 
 Passing the step functions themselves as arguments would be simpler to read, but a dispatcher
 passed as a value is lowered to a raw object address once Numba's first-class function support
@@ -302,7 +303,7 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
     _sum_slots(carry_c, B, dc0, 0)
 
 
-@inlined
+@kernel
 def _flush_block(dgi, dgh, x_rows, h_rows, w_ih, w_ih_packed, overwrite, scratch, dw_ih, dw_hh, db_ih, db_hh,
                  dx_rows, direct_input):
     """Take one block's pre-activation gradients (rows of ``dgi``/``dgh``) into the weight, bias
