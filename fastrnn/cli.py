@@ -19,37 +19,24 @@ def _size(text):
     return parts
 
 
-def _positive(text):
-    """argparse type: an int >= 1 (argparse names the option in its message)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}")
-    return value
+def _number(convert, accept, expected):
+    """An argparse type: ``convert(text)`` where ``accept`` holds it, else an error saying what was
+    expected (argparse adds the option's name)."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _non_negative(text):
-    """argparse type: an int >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text!r}")
-    return value
-
-
-def _positive_seconds(text):
-    """argparse type: a finite number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
-    return value
+_positive = _number(int, lambda n: n >= 1, "a positive int")
+_non_negative = _number(int, lambda n: n >= 0, "an int >= 0")
+_positive_seconds = _number(float, lambda s: 0 < s < float("inf"), "a number of seconds > 0")
 
 
 def _plot_path(text):
