@@ -235,7 +235,7 @@ def _panel(rows, vectors, m, k, pa, rs_a, cs_a, pb, ldb, pc, ldc, cols, accumula
         i += 1
 
 
-@kernel
+@inlined
 def gemm(a, bp, c, accumulate):
     """``c = a @ B`` (or ``c += a @ B`` with ``accumulate``) where ``bp`` is B packed by :func:`pack`.
 
