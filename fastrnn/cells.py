@@ -256,6 +256,25 @@ class RNN(Cell):
     ----------
     params : dict
         ``weight_ih (H, I)``, ``weight_hh (H, H)``, ``bias_ih (H,)``, ``bias_hh (H,)``; live arrays.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn
+    >>> cell = fastrnn.RNN(2, 16, "sigmoid", seed=0)
+    >>> x = np.random.default_rng(0).standard_normal((8, 32, 2))   # (T, B, I)
+    >>> y, h, tape = cell.forward(x)
+    >>> y.shape, h.shape
+    ((8, 32, 16), (32, 16))
+    >>> grads, dx, dh0 = cell.backward(tape, np.ones_like(y), truncate=4)
+    >>> sorted(grads), dx.shape
+    (['bias_hh', 'bias_ih', 'weight_hh', 'weight_ih'], (8, 32, 2))
+
+    Chunks carry the state exactly:
+
+    >>> y1, h1, _ = cell.forward(x[:5])
+    >>> y2, h2, _ = cell.forward(x[5:], state=h1)
+    >>> bool(np.array_equal(np.concatenate([y1, y2]), y))
+    True
     """
 
     _module = "rnn"
@@ -312,6 +331,17 @@ class LSTM(Cell):
 
     The state is the pair ``(h, c)``, each (B, H); ``dstate`` likewise. Truncation cuts both
     paths. Parameters as for :class:`GRU`, with 4H rows.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn
+    >>> lstm = fastrnn.LSTM(2, 16, seed=0)
+    >>> x = np.random.default_rng(0).standard_normal((8, 4, 2))
+    >>> y, (h, c), tape = lstm.forward(x)
+    >>> dstate = (np.zeros_like(h), np.ones_like(c))
+    >>> grads, dx, (dh0, dc0) = lstm.backward(tape, np.ones_like(y), dstate=dstate)
+    >>> grads["weight_hh"].shape, dc0.shape
+    ((64, 16), (4, 16))
     """
 
     _module = "lstm"

@@ -133,6 +133,18 @@ class Model:
     params : mapping
         One live view: ``"core.<name>"`` for the core's arrays and ``"head.weight"`` (O, H),
         ``"head.bias"`` (O,).
+
+    Examples
+    --------
+    >>> import fastrnn
+    >>> from fastrnn import datasets
+    >>> (X, Y), test = datasets.binary_addition(1000, 200, seed=0)
+    >>> model = fastrnn.Model(fastrnn.RNN(2, 16, "sigmoid", seed=0), 1, loss="sigmoid_cross_entropy", seed=0)
+    >>> history = model.fit(X, Y, epochs=8, batch_size=16, optimizer=fastrnn.Adam(0.02), progress=False)
+    >>> model.evaluate(*test)["accuracy"] > 0.99
+    True
+    >>> model.predict(test[0][:3]).shape   # sigmoid probabilities, (N, T, O)
+    (3, 8, 1)
     """
 
     def __init__(self, core, output_size, *, loss="softmax_cross_entropy", readout="all", reduction="mean",

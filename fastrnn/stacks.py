@@ -288,6 +288,18 @@ class DilatedRNN:
         Live view of every layer's parameters, keyed ``"{layer}.{name}"`` (``"0.weight_ih"``,
         ``"1.forward.bias_hh"`` for a bidirectional layer).
 
+    Examples
+    --------
+    >>> import numpy as np, fastrnn
+    >>> stack = fastrnn.DilatedRNN([fastrnn.GRU(2, 8, seed=0), fastrnn.LSTM(8, 8, seed=1)], dilations=[1, 4])
+    >>> x = np.random.default_rng(0).standard_normal((10, 3, 2))
+    >>> y, states, tape = stack.forward(x)
+    >>> y.shape, states[0].shape, [s.shape for s in states[1]]   # layer 1 keeps its last 4 (h, c)
+    ((10, 3, 8), (1, 3, 8), [(4, 3, 8), (4, 3, 8)])
+    >>> grads, dx, dstates = stack.backward(tape, np.ones_like(y), truncate=2)
+    >>> grads["1.weight_hh"].shape
+    (32, 8)
+
     Notes
     -----
     The state is a list with one entry per layer. For dilation d the entry is an array S of
