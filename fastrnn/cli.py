@@ -55,9 +55,49 @@ def _plot_path(text):
         raise argparse.ArgumentTypeError(str(error).removeprefix("--plot: ")) from None
 
 
+def _bench_training(args):
+    from . import bench_training
+    from .registry import BY_CELL_NAME
+
+    names = args.cells or list(bench_training.CELLS)
+    unknown = [c for c in names if c not in BY_CELL_NAME]
+    if unknown:
+        print(f"fastrnn bench --training: unknown cell {unknown[0]!r}; choose from {', '.join(BY_CELL_NAME)}",
+              file=sys.stderr)
+        return 2
+    dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        torch.set_num_threads(args.blas_threads)
+    limits, threads = _blas_threads(args.blas_threads)
+    print("one training update of a batch (forward, head, sigmoid cross-entropy, backward, Adam), min over "
+          "interleaved repeats; PyTorch: nn.RNN/GRU/LSTM + nn.Linear + BCEWithLogitsLoss + Adam (its tanh RNN for "
+          "the sigmoid one)", flush=True)
+    with limits:
+        rows = [bench_training.bench_training(name, size, dtype, args.repeat, max(args.min_time, 0.05))
+                for name in names for dtype in dtypes for size in (args.size or bench_training.SIZES)]
+        print()
+        print(bench_training.format_markdown(rows))
+        batch_one = bench_training.batch_one()
+    classic = batch_one["classic NumPy program"]
+    print("\nbinary addition, SGD updates of batch 1 (T=8, I=2, H=16), µs per update: "
+          + ", ".join(f"{name} {seconds * 1e6:.1f}" for name, seconds in batch_one.items())
+          + f"; fastrnn numba is {batch_one['fastrnn numpy'] / batch_one['fastrnn numba']:.1f}x the numpy backend "
+            f"and {classic / batch_one['fastrnn numba']:.1f}x the classic program")
+    print(f"\n{environment()}; {threads}" + (f"; PyTorch {torch.__version__}, {args.blas_threads} thread(s)"
+                                               if torch is not None else ""))
+    return 0
+
+
 def _bench(args):
     from . import bench
     from .registry import BY_NAME
+
+    if args.training:
+        return _bench_training(args)
 
     unknown = [c for c in args.cells or [] if c not in BY_NAME]
     if unknown:
@@ -335,6 +375,9 @@ def main(argv=None):
     b.add_argument("--blas-threads", type=_positive, default=1, metavar="N",
                    help="BLAS threads for both sides (default 1: a ratio of single-threaded code)")
     b.add_argument("--against", choices=["torch"], help="also time PyTorch's fused nn.RNN/GRU/LSTM on the same work")
+    b.add_argument("--training", action="store_true",
+                   help="time whole training steps through Model (numba, numpy backend, PyTorch) and batch-1 "
+                        "updates against the classic per-sample NumPy program")
     b.add_argument("--json", action="store_true", help="machine-readable output")
     b.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     commands.add_parser("info", help="versions, CPU, vector width, threads, BLAS and Numba's cache: for bug reports")

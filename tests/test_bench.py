@@ -68,3 +68,27 @@ def test_blas_kernel_hint():
     assert _blas_kernels(haswell, avx512[:2]) == "OpenBLAS kernels: Haswell"
     assert _blas_kernels(skylake, avx512) == "OpenBLAS kernels: SkylakeX"
     assert _blas_kernels([{"internal_api": "mkl"}], avx512) == ""
+
+
+def test_the_classic_program_is_a_real_baseline():
+    """The per-sample NumPy program that ``bench --training`` times learns binary addition."""
+    from fastrnn import datasets
+    from fastrnn.bench_training import classic_binary_addition
+
+    (X, Y), (Xt, Yt) = datasets.binary_addition(6000, 300, seed=0)
+    w_ih, w_hh, b_h, w_out, b_out = classic_binary_addition(X, Y)
+    h = np.zeros((len(Xt), 16))
+    bits = []
+    for t in range(Xt.shape[1]):
+        h = 1 / (1 + np.exp(-(Xt[:, t] @ w_ih + h @ w_hh + b_h)))
+        bits.append(1 / (1 + np.exp(-(h @ w_out + b_out))) > 0.5)
+    accuracy = (np.stack(bits, axis=1) == (Yt > 0.5)).mean()
+    assert accuracy > 0.95, accuracy
+
+
+def test_bench_training_reports_every_backend(capsys):
+    assert main(["bench", "--training", "--cells", "rnn-sigmoid", "--size", "8x1x2x16", "--repeat", "1",
+                 "--min-time", "0.001"]) == 0
+    out = capsys.readouterr().out
+    assert "| rnn-sigmoid | float64 | 8 | 1 | 2 | 16 |" in out
+    assert "fastrnn numba" in out and "classic NumPy program" in out and "x the classic program" in out
