@@ -18,13 +18,19 @@ from .stacks import Bidirectional, DilatedRNN
 
 
 @dataclass
-class BenchRow:
+class Measured:
+    """What a benchmark row measured: a registry case, a dtype and a size (T, B, I, H)."""
+
     cell: str
     dtype: str
     T: int
     B: int
     I: int
     H: int
+
+
+@dataclass
+class BenchRow(Measured):
     truncate: object
     kernel_us: float
     reference_us: float

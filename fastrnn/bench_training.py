@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import datasets
-from .bench import calibrate, per_call
+from .bench import Measured, calibrate, per_call
 from .model import Model
 from .optim import SGD, Adam
 from .registry import BY_CELL_NAME
@@ -30,13 +30,7 @@ CELLS = ("rnn-sigmoid", "gru", "lstm")
 
 
 @dataclass
-class TrainingRow:
-    cell: str
-    dtype: str
-    T: int
-    B: int
-    I: int
-    H: int
+class TrainingRow(Measured):
     numba_us: float
     numpy_us: float
     torch_us: float = None
