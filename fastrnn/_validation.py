@@ -89,7 +89,10 @@ def as_float_array(name, value, dtype, shape, hint=""):
         if (want is None and got < 1) or (want is not None and want != got):
             raise ValueError(f"{name}: expected shape {_expected(shape, hint)}, got {_describe(array.shape)}")
     array = np.ascontiguousarray(array, dtype=dtype)
-    if not all_finite(array.reshape(-1)):
+    # A compiled loop for the small arrays of a small cell's call (0.5 against NumPy's 2.2 µs at
+    # 256 elements); NumPy's vectorised check for large ones (60 against the loop's 140 µs at 2^18).
+    finite = all_finite(array.reshape(-1)) if array.size <= 4096 else np.isfinite(array).all()
+    if not finite:
         raise ValueError(f"{name}: contains NaN or infinite values")
     return array
 
