@@ -4,6 +4,7 @@ The per-batch work of ``Model.fit``, through :meth:`fastrnn.Model.training_step`
 ``fastrnn train`` times against the reference).
 """
 
+from fastrnn import bench_training
 from fastrnn.tasks import TASKS
 
 NAMES = list(TASKS)
@@ -26,3 +27,23 @@ class TimeTrainingStep:
 
     def time_training_step(self, task, backend):
         self.step()
+
+
+class TrackTrainingSpeedup:
+    """What ``fastrnn bench --training`` reports: a whole training step through ``Model`` on the
+    numba backend against the numpy backend and against PyTorch (one thread), at the
+    binary-addition size; a ratio of times measured side by side in one process."""
+
+    params = (list(bench_training.CELLS), ["float64", "float32"])
+    param_names = ["cell", "dtype"]
+    unit = "x"
+    timeout = 300
+
+    def setup(self, cell, dtype):
+        self.row = bench_training.bench_training(cell, (8, 16, 2, 16), dtype, repeat=3, min_time=0.02)
+
+    def track_vs_numpy_backend(self, cell, dtype):
+        return self.row.vs_numpy
+
+    def track_vs_torch(self, cell, dtype):
+        return float("nan") if self.row.vs_torch is None else self.row.vs_torch
