@@ -77,7 +77,7 @@ def _bench_training(args):
           "interleaved repeats; PyTorch: nn.RNN/GRU/LSTM + nn.Linear + BCEWithLogitsLoss + Adam (its tanh RNN for "
           "the sigmoid one)", flush=True)
     with limits:
-        rows = [bench_training.bench_training(name, size, dtype, args.repeat, max(args.min_time, 0.05))
+        rows = [bench_training.bench_training(name, size, dtype, args.repeat, args.min_time)
                 for name in names for dtype in dtypes for size in (args.size or bench_training.SIZES)]
         print()
         print(bench_training.format_markdown(rows))
@@ -235,7 +235,7 @@ def _compile(args):
     import time
 
     from . import compilation
-    from .registry import BY_CELL_NAME
+    from .registry import BY_CELL_NAME, compile_cells
 
     names = args.cells or list(BY_CELL_NAME)
     unknown = [c for c in names if c not in BY_CELL_NAME]
@@ -245,7 +245,7 @@ def _compile(args):
     dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
     print(f"compiling {', '.join(names)} in {', '.join(dtypes)} (or loading them from Numba's cache)", flush=True)
     began = time.perf_counter()
-    compilation.compile_cells(names, dtypes, jobs=args.jobs,
+    compile_cells(names, dtypes, jobs=args.jobs,
                               report=lambda name, dtype, seconds: print(f"  {name} {dtype}: {seconds:.1f} s",
                                                                         flush=True))
     directories = compilation.cache_directories()

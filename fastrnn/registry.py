@@ -1,15 +1,20 @@
-"""One registry of cell configurations, shared by the tests, ``fastrnn bench`` and asv.
+"""One registry of cell configurations, shared by the tests, ``fastrnn bench``, ``fastrnn compile`` and asv.
 
 Each :class:`CellCase` builds a cell for either backend and seeded inputs for it, and gives the
 raw kernel/reference calls (no validation layer) that benchmarks time side by side.
 """
 
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .cells import GRU, LSTM, RNN, UGRNN, Cell, IntersectionRNN
+from .optim import OPTIMIZERS
 from .stacks import Bidirectional, DilatedRNN, state_template, tree_map
+from .system import cpu_count
 
 #: (T, B, I, H) timed by ``fastrnn bench`` unless asked otherwise: the binary-addition network,
 #: a long thin sequence, a mid-sized batch, and a large one where the products dominate.
@@ -173,11 +178,56 @@ def warm(case, dtype):
     """Load or compile everything training ``case`` in ``dtype`` calls: its kernels, forward and
     backward (their types do not depend on sizes, state or truncation), and the optimizers'
     updates (what ``fastrnn compile`` runs per case)."""
-    from .optim import OPTIMIZERS  # noqa: PLC0415  (optim imports nothing from here; kept local for clarity)
-
     core = case.make(2, 3, dtype=dtype, seed=0)
     step = api_step(core, make_inputs(core, 2, 1), truncate=1)
     grads, _, _ = step()
     for make in OPTIMIZERS.values():
         make().step(dict(core.params.items()), grads)
+
+
+def _compile_module(name, dtypes):
+    """In a worker process: one cell's kernels in each dtype, as :func:`warm` calls them.
+    Returns [(name, dtype, seconds)]."""
+    done = []
+    for dtype in dtypes:
+        began = time.perf_counter()
+        warm(BY_CELL_NAME[name], dtype)
+        done.append((name, dtype, time.perf_counter() - began))
+    return done
+
+
+def compile_cells(names, dtypes, jobs=None, report=print):
+    """Compile (or load) the kernels of the named cells in each dtype, in worker processes
+    ``jobs`` at a time (default: every core), then check here that every one loads from the
+    cache. ``report(name, dtype, seconds)`` is called as each finishes; returns the list of
+    those triples (what ``fastrnn compile`` runs).
+
+    Numba's cache is not safe to write from two processes at once: each writer rewrites a
+    function's whole index and numbers its data files from what it read, so two writers of one
+    function can pair one's index entry with the other's machine code. The work is therefore
+    split so that no two processes write the same function: the first cell, in every dtype,
+    compiles here with the pieces all cells share (the matrix product, the optimizers); then
+    each other kernel module (rnn-tanh, -relu and -sigmoid share one) goes to one worker whole.
+    """
+    modules = {}
+    for name in names:
+        modules.setdefault(BY_CELL_NAME[name].cls._module, name)
+    first, *others = modules.values()
+    done = []
+    for result in _compile_module(first, dtypes):
+        done.append(result)
+        report(*result)
+    if others:
+        # spawn: a fresh interpreter per worker rather than a fork of this one's LLVM state.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=max(1, min(jobs or cpu_count(), len(others))),
+                                 mp_context=context) as pool:
+            for results in pool.map(_compile_module, others, [dtypes] * len(others)):
+                for result in results:
+                    done.append(result)
+                    report(*result)
+    for name in names:  # loads from the cache now; compiles whatever a worker could not write
+        for dtype in dtypes:
+            warm(BY_CELL_NAME[name], dtype)
+    return done
 
