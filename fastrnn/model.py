@@ -15,6 +15,8 @@ import numpy as np
 from . import _validation as v
 from ._params import PrefixedParams
 from .cells import Cell
+from .flat import CompiledLoop, FlatParameters, compiled_loop_applies
+from .kernels import training as compiled
 from .losses import LOSSES
 from .optim import clip_grad_norm, make_optimizer
 from .stacks import Bidirectional, DilatedRNN
@@ -165,6 +167,8 @@ class Model:
         self.head = _Head({"weight": rng.uniform(-bound, bound, (self.output_size, H)).astype(core.dtype),
                            "bias": rng.uniform(-bound, bound, self.output_size).astype(core.dtype)})
         self.params = PrefixedParams({"core": core, "head": self.head})
+        # A one-cell numba model keeps its parameters in one buffer, which fit's compiled loop updates.
+        self._flat = FlatParameters(self) if isinstance(core, Cell) and core.backend == "numba" else None
 
     dtype = property(lambda self: self.core.dtype)
     backend = property(lambda self: self.core.backend)
@@ -389,6 +393,10 @@ class Model:
             warm_up(self, X, Y, {"optimizer": optimizer, "tbptt": tbptt, "truncate": truncate})
         bar = _progress_bar(progress, total=(epochs - first_epoch) * math.ceil(N / batch_size))
         segments = _segments(T, tbptt)
+        loop = None
+        if compiled_loop_applies(self, optimizer, sg, pool):
+            loop = CompiledLoop(self, optimizer, segments, truncate, clip)
+            targets = loop.targets(Y)
         # Overflow and NaN are not warnings here: every update checks for them and stops (DivergenceError).
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"), _closing(bar):
             for epoch in range(first_epoch, epochs):
@@ -396,7 +404,12 @@ class Model:
                 order = np.random.default_rng([self.seed, epoch]).permutation(N)
                 total, positions, correct, judged = 0.0, 0, 0, 0
                 sg_sum, sg_count = 0.0, 0
-                for batch, lo in enumerate(range(0, N, batch_size)):
+                if loop is not None:
+                    (total, positions, correct, judged), stop = loop.epoch(X, targets, order, batch_size,
+                                                                           _bar_updater(bar))
+                    if stop is not None:
+                        self._stopped(loop, *stop, epoch)
+                for batch, lo in enumerate(range(0, N if loop is None else 0, batch_size)):
                     idx = np.sort(order[lo:lo + batch_size])
                     x = self._time_major(X[idx])
                     target = Y[idx] if self.readout == "last" else self._time_major(Y[idx])
@@ -498,6 +511,17 @@ class Model:
         sg = _check_synthetic(synthetic_gradients, tbptt)
         if sg is not None:
             sg.prepare(state_size(self.core), self.dtype)
+        if compiled_loop_applies(self, optimizer, sg, None):
+            loop = CompiledLoop(self, optimizer, segments, None if k < 0 else k, None)
+            targets, order = loop.targets(Y), np.arange(len(X))
+
+            def compiled_step():
+                status, out = loop.run(X, targets, order, len(X), 0, 1)
+                if status != compiled.OK:
+                    self._stopped(loop, status, 0, out[compiled.O_VALUE], 0)
+                return (*out[:4], 0.0)
+
+            return compiled_step
 
         def step():
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -507,23 +531,25 @@ class Model:
 
     def _apply(self, optimizer, grads, loss, clip, step, epoch, batch):
         """One optimizer update, refused (with the parameters left as they were) if anything is not finite."""
-        where = f"step {step} (epoch {epoch + 1}, batch {batch + 1})"
         if not math.isfinite(loss):
-            raise DivergenceError(f"fit: the loss became {loss} at {where}; training stopped, and the model "
-                                  f"keeps the parameters it had before this step")
+            raise _diverged(f"the loss became {loss}", step, epoch, batch)
         if grads is None:
-            raise DivergenceError(f"fit: the gradient at the outputs became non-finite at {where}; training "
-                                  f"stopped, and the model keeps the parameters it had before this step")
+            raise _diverged("the gradient at the outputs became non-finite", step, epoch, batch)
         if clip is not None:
             clip_grad_norm(grads, clip)
         # The optimizer checks every gradient and updated value before it writes any: a refused
         # update leaves parameters and optimizer state as they were.
         if not optimizer.step(dict(self.params.items()), grads):
-            bad = [name for name, g in grads.items() if not np.isfinite(g).all()]
-            what = (f"the gradient of {bad[0]!r} became non-finite" if bad
-                    else "the update would make the parameters non-finite")
-            raise DivergenceError(f"fit: {what} at {where}; training stopped, and the model keeps the parameters "
-                                  f"it had before this step")
+            raise _diverged(_update_refused(grads), step, epoch, batch)
+
+    def _stopped(self, loop, status, batch, value, epoch):
+        """The DivergenceError of a stop of the compiled loop (the update it refused was not applied)."""
+        step = loop.optimizer.steps + 1
+        if status == compiled.LOSS_NOT_FINITE:
+            raise _diverged(f"the loss became {value}", step, epoch, batch)
+        if status == compiled.OUTPUT_GRADIENT_NOT_FINITE:
+            raise _diverged("the gradient at the outputs became non-finite", step, epoch, batch)
+        raise _diverged(_update_refused(loop.flat.views(loop.grads)), step, epoch, batch)
 
     def save(self, path, **training):
         """Write the model to ``path`` (.npz), atomically; :func:`fastrnn.load` reads it back."""
@@ -534,6 +560,26 @@ class Model:
     def __repr__(self):
         return (f"Model({self.core!r}, {self.output_size}, loss={self.loss.name!r}, readout={self.readout!r}, "
                 f"reduction={self.reduction!r}, seed={self.seed})")
+
+
+def _diverged(what, step, epoch, batch):
+    return DivergenceError(f"fit: {what} at step {step} (epoch {epoch + 1}, batch {batch + 1}); training stopped, "
+                           f"and the model keeps the parameters it had before this step")
+
+
+def _update_refused(grads):
+    bad = [name for name, g in grads.items() if not np.isfinite(g).all()]
+    return f"the gradient of {bad[0]!r} became non-finite" if bad else "the update would make the parameters non-finite"
+
+
+def _bar_updater(bar):
+    if bar is None:
+        return None
+
+    def update(batches, total, positions):
+        bar.update(batches)
+        bar.set_postfix(loss=f"{total / max(positions, 1):.4g}")
+    return update
 
 
 @contextlib.contextmanager

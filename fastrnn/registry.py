@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .cells import GRU, LSTM, RNN, UGRNN, Cell, IntersectionRNN
+from .model import Model
 from .optim import OPTIMIZERS
 from .stacks import Bidirectional, DilatedRNN, state_template, tree_map
 from .system import cpu_count
@@ -176,13 +177,16 @@ def api_step(core, inputs, truncate=None):
 
 def warm(case, dtype):
     """Load or compile everything training ``case`` in ``dtype`` calls: its kernels, forward and
-    backward (their types do not depend on sizes, state or truncation), and the optimizers'
-    updates (what ``fastrnn compile`` runs per case)."""
+    backward (their types do not depend on sizes, state or truncation), the optimizers'
+    updates, and fit's compiled loop for a model of this cell (one for every loss and optimizer);
+    what ``fastrnn compile`` runs per case."""
     core = case.make(2, 3, dtype=dtype, seed=0)
     step = api_step(core, make_inputs(core, 2, 1), truncate=1)
     grads, _, _ = step()
     for make in OPTIMIZERS.values():
         make().step(dict(core.params.items()), grads)
+    model = Model(core, 2, seed=0)
+    model.fit(np.zeros((2, 2, 2), dtype), np.zeros((2, 2), np.intp), epochs=1, progress=False)
 
 
 def _compile_module(name, dtypes):

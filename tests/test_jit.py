@@ -218,7 +218,7 @@ def test_compiling_is_announced_and_fastrnn_compile_fills_the_cache(tmp_path):
     train = subprocess.run([sys.executable, "-m", "fastrnn", "train", "binary-addition", "--epochs", "1",
                             "--no-progress", "--cell", "gru"], env=env, capture_output=True, text=True,
                            check=True, timeout=600).stdout
-    notice = train.index("fastrnn: compiling GRU float64 forward (first use; cached on disk afterwards)")
+    notice = train.index("fastrnn: compiling GRU float64 training loop (first use; cached on disk afterwards)")
     assert notice < train.index("final:"), train
     compiled = subprocess.run([sys.executable, "-m", "fastrnn", "compile", "--cells", "rnn-tanh", "--dtype",
                                "float64"], env=env, capture_output=True, text=True, check=True, timeout=600).stdout

@@ -9,6 +9,7 @@ import pytest
 import fastrnn
 from fastrnn import datasets, io
 from fastrnn.cli import main
+from fastrnn.flat import CompiledLoop
 from fastrnn.losses import LOSSES
 from fastrnn.optim import Optimizer, clip_grad_norm
 from fastrnn.tasks import TASKS
@@ -422,25 +423,42 @@ def test_a_refused_update_changes_nothing():
             np.testing.assert_array_equal(v, state[k])
 
 
-def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, backend):
     """A crash in the middle of epoch 3 loses only that epoch's partial work: resuming from the
-    checkpoint of epoch 2 gives the uninterrupted run's parameters and history, bit for bit."""
+    checkpoint of epoch 2 gives the uninterrupted run's parameters and history, bit for bit.
+
+    The numpy backend runs the Python loop, killed at its 5th batch of epoch 3; the numba one the
+    compiled loop, killed after its first block of epoch 3 has updated the parameters (an
+    interrupt reaches Python between blocks)."""
     path = tmp_path / "run.npz"
-    whole, history = _train("numba", epochs=4)
+    whole, history = _train(backend, epochs=4)
     calls = {"n": 0}
-    original = fastrnn.Model._train_batch
+    if backend == "numpy":
+        original = fastrnn.Model._train_batch
 
-    def crashing(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2 * 13 + 5:  # 13 batches of 16 per epoch: the 5th batch of epoch 3
-            raise KeyboardInterrupt("simulated kill")
-        return original(self, *args, **kwargs)
+        def crashing(self, *args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 2 * 13 + 5:  # 13 batches of 16 per epoch: the 5th batch of epoch 3
+                raise KeyboardInterrupt("simulated kill")
+            return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(fastrnn.Model, "_train_batch", crashing)
+        monkeypatch.setattr(fastrnn.Model, "_train_batch", crashing)
+    else:
+        original = CompiledLoop.run
+
+        def crashing(self, X, targets, order, batch_size, first, last, out=None):
+            result = original(self, X, targets, order, batch_size, first, last, out)
+            calls["n"] += first == 0
+            if calls["n"] == 3:  # epoch 3's first block is done
+                raise KeyboardInterrupt("simulated kill")
+            return result
+
+        monkeypatch.setattr(CompiledLoop, "run", crashing)
     with pytest.raises(KeyboardInterrupt):
-        _train("numba", epochs=4, checkpoint=path)
+        _train(backend, epochs=4, checkpoint=path)
     monkeypatch.undo()
-    resumed, resumed_history = _train("numba", epochs=4, seed=3, checkpoint=path, resume=True)
+    resumed, resumed_history = _train(backend, epochs=4, seed=3, checkpoint=path, resume=True)
     assert resumed_history == history
     for name in whole.params:
         np.testing.assert_array_equal(resumed.params[name], whole.params[name])

@@ -1,0 +1,475 @@
+"""A whole training loop over batches as one compiled call: what :meth:`fastrnn.Model.fit` does
+per batch, for a model whose core is one cell.
+
+Called from Python once per block of batches, the loop gathers each batch, runs every TBPTT
+chunk (the cell's forward, the linear head, the loss and its gradient, the cell's backward,
+clipping) and applies the optimizer, on flat buffers that the model's and the optimizer's arrays
+are views of. Through the Python layers the same update cost ~100 µs of interpreter time at the
+binary-addition size, against ~12 µs of kernel time.
+
+The numbers are those of the Python path (``Model._train_batch``), operation for operation: the
+same chunks, the same checks in the same order, the optimizer kernels of
+:mod:`fastrnn.kernels.optim`. Only summation orders differ (loops here, BLAS there).
+
+Buffers (one dtype throughout, C-contiguous):
+
+- ``params``, ``grads`` (n,): every parameter, then every gradient, in the model's order: the
+  cell's parameters (its kernels' argument order), then the head's weight (O, H) and bias (O,).
+  ``layout`` (p, 3) holds each array's (offset, rows, columns); columns 0 marks a vector.
+- ``slots`` (s, n): the optimizer's state, one row per slot (SGD: velocity; Adam: m, v;
+  RMSProp: square).
+- ``X`` (N, T, I); ``labels`` (N, L) integer classes or ``values`` (N, L, O) float targets, the
+  other one empty; L = T for ``readout="all"``, 1 for ``"last"``.
+- ``order`` (N,): the epoch's permutation with each batch's indices sorted
+  (:func:`fastrnn.flat.batch_order`); batch ``b`` is ``order[b*B:(b+1)*B]``.
+- ``segments`` (c, 3): (window, start, end) of each chunk, as ``fastrnn.model._segments``.
+- ``config`` (8,) float64: see the ``C_*`` indices below.
+- ``out`` (8,) float64: the running sums of the loss, positions, correct, judged and updates
+  applied, added to (an epoch's calls share one); on a stop, the batch and chunk where it
+  happened and the mean loss there (see ``O_*``).
+
+Returns a status: :data:`OK`, or why the loop stopped (the update that found it is not applied,
+as :meth:`fastrnn.Model.fit` requires).
+"""
+
+import math
+
+import numpy as np
+from numba import types
+from numba.extending import overload
+
+from . import gru, intersection, lstm, optim, rnn, steps, ugrnn
+from ._driver import mm_ab, mm_abt, mm_atb, prepare
+from ._gemm import OVERWRITE, packed_shape
+from ._jit import inlined, kernel
+from .steps import GRU, INTERSECTION, LSTM, RNN, UGRNN
+
+# Statuses.
+OK = 0
+LOSS_NOT_FINITE = 1
+OUTPUT_GRADIENT_NOT_FINITE = 2
+UPDATE_NOT_FINITE = 3
+
+# Losses and optimizers, as codes.
+SOFTMAX_CROSS_ENTROPY = 0
+SIGMOID_CROSS_ENTROPY = 1
+MSE = 2
+SGD = 0
+ADAM = 1
+RMSPROP = 2
+
+# The optimizer kernels' ``write`` flag, as values rather than literals (True and False would
+# each compile an optimizer kernel of its own).
+CHECK, WRITE = np.bool_(False), np.bool_(True)
+
+# config: the loss, the optimizer and their settings.
+C_LOSS, C_READOUT_LAST, C_SUM, C_TRUNCATE, C_CLIP, C_OPTIMIZER, C_STEPS, C_OPTION = range(8)
+# The optimizer's hyper-parameters, in its constructor's order (lr first), are the array ``hyper``.
+# out:
+O_LOSS, O_POSITIONS, O_CORRECT, O_JUDGED, O_UPDATES, O_BATCH, O_CHUNK, O_VALUE = range(8)
+
+
+@inlined
+def _matrix(params, layout, k):
+    return params[layout[k, 0]:layout[k, 0] + layout[k, 1] * layout[k, 2]].reshape((layout[k, 1], layout[k, 2]))
+
+
+@inlined
+def _vector(params, layout, k):
+    return params[layout[k, 0]:layout[k, 0] + layout[k, 1]]
+
+
+# -- each cell's kernels behind one signature ---------------------------------------------------
+#
+# core_forward(cell, option, x, state (S, B, H), params, layout, y, final (S, B, H)) -> tape (a tuple)
+# core_backward(cell, option, x, params, layout, tape, dy, dfinal (S, B, H), truncate, grads)
+# state_at(cell, tape, j, out (S, B, H)): the state after j steps of the window
+#
+# The cell is a compile-time literal, resolved by overloads as in :mod:`fastrnn.kernels.steps`.
+
+def _rnn_forward(cell, option, x, state, params, layout, y, final):
+    T, B, _ = x.shape
+    hs = np.empty((T + 1, B, y.shape[2]), x.dtype)
+    rnn.forward_into(x, state[0], _matrix(params, layout, 0), _matrix(params, layout, 1), _vector(params, layout, 2),
+                     _vector(params, layout, 3), option, y, final[0], hs)
+    return (hs,)
+
+
+def _rnn_backward(cell, option, x, params, layout, tape, dy, dfinal, truncate, grads):
+    rnn.backward_into(x, _matrix(params, layout, 0), _matrix(params, layout, 1), _vector(params, layout, 2),
+                      _vector(params, layout, 3), option, tape[0], dy, dfinal[0], truncate,
+                      _matrix(grads, layout, 0), _matrix(grads, layout, 1), _vector(grads, layout, 2),
+                      _vector(grads, layout, 3), np.empty_like(x), np.empty_like(dfinal[0]))
+
+
+def _gated_forward(module, width):
+    """GRU and UGRNN: the tape is hs and a cache of ``width`` H columns."""
+    def forward(cell, option, x, state, params, layout, y, final):
+        T, B, _ = x.shape
+        H = y.shape[2]
+        hs = np.empty((T + 1, B, H), x.dtype)
+        cache = np.empty((T, B, width * H), x.dtype)
+        module.forward_into(x, state[0], _matrix(params, layout, 0), _matrix(params, layout, 1),
+                            _vector(params, layout, 2), _vector(params, layout, 3), y, final[0], hs, cache)
+        return hs, cache
+    return forward
+
+
+def _gated_backward(module):
+    def backward(cell, option, x, params, layout, tape, dy, dfinal, truncate, grads):
+        module.backward_into(x, _matrix(params, layout, 0), _matrix(params, layout, 1), _vector(params, layout, 2),
+                             _vector(params, layout, 3), tape[0], tape[1], dy, dfinal[0], truncate,
+                             _matrix(grads, layout, 0), _matrix(grads, layout, 1), _vector(grads, layout, 2),
+                             _vector(grads, layout, 3), np.empty_like(x), np.empty_like(dfinal[0]))
+    return backward
+
+
+def _lstm_forward(cell, option, x, state, params, layout, y, final):
+    T, B, _ = x.shape
+    H = y.shape[2]
+    hs = np.empty((T + 1, B, H), x.dtype)
+    cs = np.empty((T + 1, B, H), x.dtype)
+    cache = np.empty((T, B, 5 * H), x.dtype)
+    lstm.forward_into(x, state[0], state[1], _matrix(params, layout, 0), _matrix(params, layout, 1),
+                      _vector(params, layout, 2), _vector(params, layout, 3), y, final[0], final[1], hs, cs, cache)
+    return hs, cs, cache
+
+
+def _lstm_backward(cell, option, x, params, layout, tape, dy, dfinal, truncate, grads):
+    lstm.backward_into(x, _matrix(params, layout, 0), _matrix(params, layout, 1), _vector(params, layout, 2),
+                       _vector(params, layout, 3), tape[0], tape[1], tape[2], dy, dfinal[0], dfinal[1], truncate,
+                       _matrix(grads, layout, 0), _matrix(grads, layout, 1), _vector(grads, layout, 2),
+                       _vector(grads, layout, 3), np.empty_like(x), np.empty_like(dfinal[0]),
+                       np.empty_like(dfinal[1]))
+
+
+def _intersection_forward(cell, option, x, state, params, layout, y, final):
+    T, B, _ = x.shape
+    H = y.shape[2]
+    xt = np.empty((T, B, H), x.dtype)
+    hs = np.empty((T + 1, B, H), x.dtype)
+    cache = np.empty((T, B, 4 * H), x.dtype)
+    intersection.forward_into(x, state[0], _matrix(params, layout, 0), _matrix(params, layout, 1),
+                              _vector(params, layout, 2), _vector(params, layout, 3), _matrix(params, layout, 4),
+                              _vector(params, layout, 5), y, final[0], xt, hs, cache)
+    return xt, hs, cache
+
+
+def _intersection_backward(cell, option, x, params, layout, tape, dy, dfinal, truncate, grads):
+    intersection.backward_into(x, _matrix(params, layout, 0), _matrix(params, layout, 1), _vector(params, layout, 2),
+                               _vector(params, layout, 3), _matrix(params, layout, 4), _vector(params, layout, 5),
+                               tape[0], tape[1], tape[2], dy, dfinal[0], truncate, _matrix(grads, layout, 0),
+                               _matrix(grads, layout, 1), _vector(grads, layout, 2), _vector(grads, layout, 3),
+                               _matrix(grads, layout, 4), _vector(grads, layout, 5), np.empty_like(x),
+                               np.empty_like(dfinal[0]))
+
+
+def _hidden_at(index):
+    """Where a cell's tape keeps its hidden states: the first array, or the +RNN's second."""
+    def state_at(cell, tape, j, out):
+        hs = tape[index]
+        for b in range(out.shape[1]):
+            for i in range(out.shape[2]):
+                out[0, b, i] = hs[j, b, i]
+    return state_at
+
+
+def _lstm_state_at(cell, tape, j, out):
+    for s in range(2):
+        for b in range(out.shape[1]):
+            for i in range(out.shape[2]):
+                out[s, b, i] = tape[s][j, b, i]
+
+
+_FORWARD = {steps.RNN: _rnn_forward, steps.GRU: _gated_forward(gru, 4), steps.LSTM: _lstm_forward,
+            steps.UGRNN: _gated_forward(ugrnn, 2), steps.INTERSECTION: _intersection_forward}
+_BACKWARD = {steps.RNN: _rnn_backward, steps.GRU: _gated_backward(gru), steps.LSTM: _lstm_backward,
+             steps.UGRNN: _gated_backward(ugrnn), steps.INTERSECTION: _intersection_backward}
+_STATE_AT = {steps.RNN: _hidden_at(0), steps.GRU: _hidden_at(0), steps.LSTM: _lstm_state_at,
+             steps.UGRNN: _hidden_at(0), steps.INTERSECTION: _hidden_at(1)}
+
+
+def core_forward(cell, option, x, state, params, layout, y, final):
+    return _FORWARD[cell](cell, option, x, state, params, layout, y, final)
+
+
+def core_backward(cell, option, x, params, layout, tape, dy, dfinal, truncate, grads):
+    _BACKWARD[cell](cell, option, x, params, layout, tape, dy, dfinal, truncate, grads)
+
+
+def state_at(cell, tape, j, out):
+    _STATE_AT[cell](cell, tape, j, out)
+
+
+# In compiled code the cell is a literal, and typing takes that cell's function as the
+# implementation, inlined into the loop.
+
+@overload(core_forward, inline="always")
+def _core_forward(cell, option, x, state, params, layout, y, final):
+    return _FORWARD[cell.literal_value] if isinstance(cell, types.IntegerLiteral) else None
+
+
+@overload(core_backward, inline="always")
+def _core_backward(cell, option, x, params, layout, tape, dy, dfinal, truncate, grads):
+    return _BACKWARD[cell.literal_value] if isinstance(cell, types.IntegerLiteral) else None
+
+
+@overload(state_at, inline="always")
+def _state_at(cell, tape, j, out):
+    return _STATE_AT[cell.literal_value] if isinstance(cell, types.IntegerLiteral) else None
+
+
+# -- the head and the loss --------------------------------------------------------------------
+
+@kernel
+def head_loss(y, labels, values, t_lo, weight, bias, loss, norm, z, dz, counts):
+    """The head's logits ``z = y W^T + b`` for the rows of ``y (n, H)``, the loss summed over them,
+    and its gradient divided by ``norm`` into ``dz (n, O)``.
+
+    Row r of y is position r: its target is ``labels[t_lo + r // B, r % B]`` or
+    ``values[t_lo + r // B, r % B]`` (time-major, B the batch). Adds correct and judged
+    predictions into ``counts``. Returns the loss sum.
+    """
+    n, O = z.shape
+    B = labels.shape[1] if loss == SOFTMAX_CROSS_ENTROPY else values.shape[1]
+    mm_abt(y, weight, prepare(n, weight.T), z)
+    total = 0.0
+    for r in range(n):
+        t, b = t_lo + r // B, r % B
+        for o in range(O):
+            z[r, o] += bias[o]
+        if loss == SOFTMAX_CROSS_ENTROPY:
+            target = labels[t, b]
+            top = z[r, 0]
+            best = 0
+            for o in range(1, O):
+                if z[r, o] > top:
+                    top, best = z[r, o], o
+            s = 0.0
+            for o in range(O):
+                s += math.exp(z[r, o] - top)
+            log_s = math.log(s)
+            total -= (z[r, target] - top) - log_s
+            for o in range(O):
+                dz[r, o] = math.exp((z[r, o] - top) - log_s)
+            dz[r, target] -= 1.0
+            if best == target:
+                counts[0] += 1
+            counts[1] += 1
+        elif loss == SIGMOID_CROSS_ENTROPY:
+            for o in range(O):
+                zo = z[r, o]
+                target = values[t, b, o]
+                # log σ(z) = -(max(0, -z) + log1p(e^{-|z|})), and log σ(-z) likewise.
+                soft = math.log1p(math.exp(-abs(zo)))
+                total += target * (max(0.0, -zo) + soft) + (1.0 - target) * (max(0.0, zo) + soft)
+                e = math.exp(-abs(zo))
+                dz[r, o] = (1.0 / (1.0 + e) if zo >= 0 else e / (1.0 + e)) - target
+                if (zo > 0) == (target > 0.5):
+                    counts[0] += 1
+                counts[1] += 1
+        else:
+            for o in range(O):
+                diff = z[r, o] - values[t, b, o]
+                total += 0.5 * diff * diff
+                dz[r, o] = diff
+    for r in range(n):
+        for o in range(O):
+            dz[r, o] /= norm
+    return total
+
+
+@inlined
+def _all_finite(a):
+    for i in range(a.size):
+        if not math.isfinite(a.flat[i]):
+            return False
+    return True
+
+
+@inlined
+def _update(grads, params, slots, optimizer, hyper, step, write):
+    """The optimizer kernels of :mod:`fastrnn.kernels.optim` on the whole flat buffer."""
+    if optimizer == SGD:
+        return optim.sgd(params, grads, slots[0], hyper[0], hyper[1], write)
+    if optimizer == ADAM:
+        # As Optimizer: the corrections 1 - beta**t with a float power (not repeated products).
+        return optim.adam(params, grads, slots[0], slots[1], hyper[0], hyper[1], hyper[2], hyper[3],
+                          1.0 - hyper[1] ** float(step), 1.0 - hyper[2] ** float(step), write)
+    return optim.rmsprop(params, grads, slots[0], hyper[0], hyper[1], hyper[2], write)
+
+
+@inlined
+def run(cell, data, buffers, settings, out):
+    """Batches ``first`` ... ``last - 1`` of the epoch whose permutation is ``order``, with
+    ``data = (X, labels, values, order)``, ``buffers = (params, grads, slots, layout)`` and
+    ``settings = (batch_size, first, last, segments, config, hyper)``; see the module."""
+    X, labels, values, order = data
+    params, grads, slots, layout = buffers
+    batch_size, first, last, segments, config, hyper = settings
+    N, T, I = X.shape
+    dtype = X.dtype
+    p = layout.shape[0]
+    H = layout[p - 2, 2]
+    O = layout[p - 2, 1]
+    S = 2 if cell == steps.LSTM else 1
+    loss = int(config[C_LOSS])
+    last_only = config[C_READOUT_LAST] != 0.0
+    summed = config[C_SUM] != 0.0
+    truncate = int(config[C_TRUNCATE])
+    clip = config[C_CLIP]
+    optimizer = int(config[C_OPTIMIZER])
+    option = int(config[C_OPTION])
+    weight = _matrix(params, layout, p - 2)
+    head_dw = _matrix(grads, layout, p - 2)
+    head_db = _vector(grads, layout, p - 1)
+    bias = _vector(params, layout, p - 1)
+    counts = np.zeros(2, np.int64)
+    updates = 0
+    for batch in range(first, last):
+        lo = batch * batch_size
+        idx = order[lo:min(lo + batch_size, N)]
+        B = idx.size
+        # The batch, time-major.
+        x = np.empty((T, B, I), dtype)
+        for t in range(T):
+            for b in range(B):
+                for i in range(I):
+                    x[t, b, i] = X[idx[b], t, i]
+        L = labels.shape[1] if loss == SOFTMAX_CROSS_ENTROPY else values.shape[1]
+        batch_labels = np.empty((L, B if loss == SOFTMAX_CROSS_ENTROPY else 0), labels.dtype)
+        batch_values = np.empty((L, 0 if loss == SOFTMAX_CROSS_ENTROPY else B, O), dtype)
+        for t in range(L):
+            for b in range(B):
+                if loss == SOFTMAX_CROSS_ENTROPY:
+                    batch_labels[t, b] = labels[idx[b], t]
+                else:
+                    for o in range(O):
+                        batch_values[t, b, o] = values[idx[b], t, o]
+        state = np.zeros((S, B, H), dtype)
+        # Sums as the Python loop adds them: per batch, then into the epoch's (``out``, carried
+        # from call to call, so that however an epoch is cut into calls its sums are the same).
+        batch_loss = 0.0
+        batch_positions = 0
+        counts[:] = 0
+        ends = np.empty((segments.shape[0], S, B, H), dtype)  # the state at each chunk's end
+        for chunk in range(segments.shape[0]):
+            window, start, end = segments[chunk, 0], segments[chunk, 1], segments[chunk, 2]
+            following = segments[chunk + 1, 0] if chunk + 1 < segments.shape[0] else end
+            xw = x[window:end]
+            y = np.empty((end - window, B, H), dtype)
+            final = ends[chunk]
+            tape = core_forward(cell, option, xw, state, params, layout, y, final)
+            count = 0
+            value = 0.0
+            if last_only and end < T:
+                # No loss reaches this chunk: its gradient is zero, and the update still counts.
+                grads[:] = 0.0
+            else:
+                if last_only:
+                    own = y[end - window - 1]
+                    t_lo = 0
+                else:
+                    own = y[start - window:].reshape(((end - start) * B, H))
+                    t_lo = start
+                count = own.shape[0]
+                z = np.empty((count, O), dtype)
+                dz = np.empty((count, O), dtype)
+                value = head_loss(own, batch_labels, batch_values, t_lo, weight, bias, loss,
+                                  1.0 if summed else float(count), z, dz, counts)
+                if not math.isfinite(value):
+                    out[O_VALUE] = value / count
+                    out[O_BATCH] = batch
+                    out[O_CHUNK] = chunk
+                    return LOSS_NOT_FINITE
+                if not _all_finite(dz):
+                    out[O_BATCH] = batch
+                    out[O_CHUNK] = chunk
+                    return OUTPUT_GRADIENT_NOT_FINITE
+                # The head's gradients, and the gradient at the core's outputs.
+                panels, rows, width = packed_shape(count, H, own)
+                mm_atb(dz, own, np.empty(panels * rows * width, dtype), head_dw, OVERWRITE)
+                for o in range(O):
+                    head_db[o] = 0.0
+                for r in range(count):
+                    for o in range(O):
+                        head_db[o] += dz[r, o]
+                dy = np.zeros((end - window, B, H), dtype)
+                if last_only:
+                    mm_ab(dz, weight, prepare(count, weight), dy[end - window - 1], OVERWRITE)
+                else:
+                    mm_ab(dz, weight, prepare(count, weight), dy[start - window:].reshape((count, H)), OVERWRITE)
+                core_backward(cell, option, xw, params, layout, tape, dy, np.zeros((S, B, H), dtype), truncate,
+                              grads)
+            # The state entering the next window, computed by the first forward that reached its
+            # step (as the Python loop's states by step): the start, an earlier chunk's end, this
+            # one's, or a step inside this window, with the parameters of this forward.
+            earlier = -1
+            for c in range(chunk + 1):
+                if segments[c, 2] == following:
+                    earlier = c
+                    break
+            if following == 0:
+                state = np.zeros((S, B, H), dtype)
+            elif earlier >= 0:
+                state = ends[earlier]
+            else:
+                state = np.empty((S, B, H), dtype)
+                state_at(cell, tape, following - window, state)
+            if clip > 0.0:
+                norm = 0.0
+                for i in range(grads.size):
+                    norm += float(grads[i]) * float(grads[i])
+                norm = math.sqrt(norm)
+                if norm > clip:
+                    scale = clip / norm
+                    for i in range(grads.size):
+                        grads[i] *= scale
+            step = int(config[C_STEPS]) + updates + 1
+            # Check every updated value first, then write: a refused update changes nothing.
+            if not _update(grads, params, slots, optimizer, hyper, step, CHECK):
+                out[O_BATCH] = batch
+                out[O_CHUNK] = chunk
+                return UPDATE_NOT_FINITE
+            _update(grads, params, slots, optimizer, hyper, step, WRITE)
+            updates += 1
+            out[O_UPDATES] += 1
+            batch_loss += value
+            batch_positions += count
+        out[O_LOSS] += batch_loss
+        out[O_POSITIONS] += batch_positions
+        out[O_CORRECT] += counts[0]
+        out[O_JUDGED] += counts[1]
+    return OK
+
+
+# One compiled loop per cell, each passing its id as a constant (a global, which Numba types as a
+# literal; ``steps.RNN`` would be typed as a plain int).
+@kernel
+def train_rnn(data, buffers, settings, out):
+    return run(RNN, data, buffers, settings, out)
+
+
+@kernel
+def train_gru(data, buffers, settings, out):
+    return run(GRU, data, buffers, settings, out)
+
+
+@kernel
+def train_lstm(data, buffers, settings, out):
+    return run(LSTM, data, buffers, settings, out)
+
+
+@kernel
+def train_ugrnn(data, buffers, settings, out):
+    return run(UGRNN, data, buffers, settings, out)
+
+
+@kernel
+def train_intersection(data, buffers, settings, out):
+    return run(INTERSECTION, data, buffers, settings, out)
+
+
+#: The training loop of each cell kernel module's name.
+TRAIN = {"rnn": train_rnn, "gru": train_gru, "lstm": train_lstm, "ugrnn": train_ugrnn,
+         "intersection": train_intersection}

@@ -1,0 +1,148 @@
+"""fit's compiled loop (fastrnn.flat, fastrnn.kernels.training) against the Python loop of the numpy
+backend, and the flat buffers behind ``model.params``."""
+
+import numpy as np
+import pytest
+
+import fastrnn
+from fastrnn.flat import CompiledLoop, batch_order, compiled_loop_applies
+from fastrnn.registry import CASES
+
+from .conftest import RTOL
+
+N, T, I, H, O = 10, 7, 3, 4, 3
+
+
+def _data(loss, readout, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((N, T, I))
+    shape = (N,) if readout == "last" else (N, T)
+    if loss == "softmax_cross_entropy":
+        return X, rng.integers(0, O, shape)
+    values = rng.uniform(0, 1, (*shape, O))
+    return X, values if loss == "sigmoid_cross_entropy" else 2 * values - 1
+
+
+def _fit(case, backend, dtype, loss="softmax_cross_entropy", readout="all", optimizer=("adam", 0.02), **options):
+    model = fastrnn.Model(case.make(I, H, dtype=dtype, seed=1, backend=backend), O, loss=loss, readout=readout,
+                          seed=2)
+    kind, lr = optimizer
+    history = model.fit(*_data(loss, readout), epochs=2, batch_size=4, progress=False,
+                        optimizer=fastrnn.optim.OPTIMIZERS[kind](lr), **options)
+    return model, history
+
+
+def _assert_same_training(fast, slow, dtype):
+    (fast_model, fast_history), (slow_model, slow_history) = fast, slow
+    assert fast_history.keys() == slow_history.keys()
+    # Loops against BLAS: summation order only, ~1 ulp per operation, grown over 6 updates; the
+    # accuracies are counts, and equal unless a logit sits within rounding of a decision.
+    rtol = 100 * RTOL[np.dtype(dtype)]
+    for key in fast_history:
+        np.testing.assert_allclose(fast_history[key], slow_history[key], rtol=rtol, err_msg=key)
+    for name in slow_model.params:
+        scale = max(1.0, float(np.abs(slow_model.params[name]).max()))
+        np.testing.assert_allclose(fast_model.params[name], slow_model.params[name], rtol=rtol, atol=rtol * scale,
+                                   err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_every_cell_trains_as_the_python_loop_does(case, dtype):
+    options = {"tbptt": (2, 3), "truncate": 1, "clip": 0.5}
+    fast, slow = _fit(case, "numba", dtype, **options), _fit(case, "numpy", dtype, **options)
+    assert fast[0]._flat is not None and slow[0]._flat is None
+    _assert_same_training(fast, slow, dtype)
+
+
+@pytest.mark.parametrize("optimizer", [("sgd", 0.1), ("adam", 0.02), ("rmsprop", 0.01)])
+@pytest.mark.parametrize("readout", ["all", "last"])
+@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "sigmoid_cross_entropy", "mse"])
+def test_every_loss_readout_and_optimizer_trains_as_the_python_loop_does(loss, readout, optimizer):
+    case = CASES[1]
+    for options in ({}, {"tbptt": 3}):
+        fast = _fit(case, "numba", "float64", loss, readout, optimizer, **options)
+        slow = _fit(case, "numpy", "float64", loss, readout, optimizer, **options)
+        _assert_same_training(fast, slow, "float64")
+
+
+def test_the_compiled_loop_is_taken_where_it_applies():
+    cell = fastrnn.GRU(2, 3, seed=0)
+    model = fastrnn.Model(cell, 2, seed=0)
+    assert compiled_loop_applies(model, fastrnn.Adam(), None, None)
+    assert not compiled_loop_applies(model, fastrnn.Adam(), fastrnn.SyntheticGradients(), None)
+
+    class Mine(fastrnn.SGD):
+        pass
+
+    assert not compiled_loop_applies(model, Mine(), None, None)  # an optimizer of one's own: the Python loop
+    stack = fastrnn.Model(fastrnn.DilatedRNN([fastrnn.GRU(2, 3), fastrnn.GRU(3, 3)], [1, 2]), 2)
+    assert stack._flat is None
+    assert fastrnn.Model(fastrnn.GRU(2, 3, backend="numpy"), 2)._flat is None
+
+
+def test_params_are_views_of_one_buffer_and_a_replaced_array_is_taken_in():
+    model = fastrnn.Model(fastrnn.IntersectionRNN(3, 4, seed=0), 2, seed=0)
+    buffer = model._flat.buffer
+    assert buffer.size == sum(p.size for p in model.params.values())
+    for name, p in model.params.items():
+        assert np.shares_memory(p, buffer), name
+    held = model.params["core.weight_hh"]
+    X, Y = np.random.default_rng(0).standard_normal((6, 5, 3)), np.zeros((6, 5), int)
+    before = held.copy()
+    model.fit(X, Y, epochs=1, batch_size=3, progress=False)
+    assert not np.array_equal(held, before)  # the array a user holds is the one that trains
+
+    replacement = np.full((16, 4), 0.01)
+    model.params["core.weight_hh"] = replacement
+    optimizer = fastrnn.Adam(0.01)
+    model.fit(X, Y, epochs=1, batch_size=3, optimizer=optimizer, progress=False)
+    assert model.params["core.weight_hh"] is not replacement
+    assert np.shares_memory(model.params["core.weight_hh"], buffer)
+    np.testing.assert_array_equal(replacement, 0.01)  # taken in by copy, then trained in the buffer
+    assert not np.allclose(model.params["core.weight_hh"], 0.01)
+    for slots in optimizer.state.values():  # the optimizer's state: views of the loop's buffer
+        assert all(s.base is not None for s in slots.values())
+
+    model.params["core.weight_hh"] = np.zeros((4, 4))
+    with pytest.raises(ValueError, match=r"weight_hh.*\(16, 4\)"):
+        model.fit(X, Y, epochs=1, progress=False)
+
+
+def test_batches_are_drawn_as_the_python_loop_draws_them():
+    rng = np.random.default_rng(0)
+    for n, size in ((10, 3), (10, 10), (10, 1), (7, 16)):
+        order = rng.permutation(n)
+        expected = np.concatenate([np.sort(order[lo:lo + size]) for lo in range(0, n, size)])
+        np.testing.assert_array_equal(batch_order(order, size), expected)
+
+
+def test_blocks_of_batches_add_up_to_the_epoch(monkeypatch):
+    """However the epoch is cut into compiled calls, the result is the same."""
+    X, Y = _data("softmax_cross_entropy", "all")
+    runs = []
+    for block in (1e-9, 10.0):  # a call per batch, and the whole epoch in one call
+        monkeypatch.setattr("fastrnn.flat.BLOCK_SECONDS", block)
+        model = fastrnn.Model(fastrnn.LSTM(I, H, seed=0), O, seed=0)
+        runs.append((model, model.fit(X, Y, epochs=2, batch_size=2, progress=False)))
+    (a, ha), (b, hb) = runs
+    assert ha == hb
+    for name in a.params:
+        np.testing.assert_array_equal(a.params[name], b.params[name])
+
+
+def test_a_progress_bar_counts_every_batch(monkeypatch):
+    pytest.importorskip("tqdm")
+    seen = []
+    original = CompiledLoop.epoch
+
+    def spy(self, X, targets, order, batch_size, on_block=None):
+        def counting(batches, total, positions):
+            seen.append(batches)
+            on_block(batches, total, positions)
+        return original(self, X, targets, order, batch_size, counting)
+
+    monkeypatch.setattr(CompiledLoop, "epoch", spy)
+    model = fastrnn.Model(fastrnn.RNN(I, H, seed=0), O, seed=0)
+    model.fit(*_data("softmax_cross_entropy", "all"), epochs=3, batch_size=3, progress=True)
+    assert sum(seen) == 3 * 4
