@@ -38,10 +38,10 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from . import gru, intersection, lstm, optim, rnn, steps, ugrnn
+from . import gru, intersection, lstm, rnn, steps, ugrnn
 from ._driver import mm_ab, mm_abt, mm_atb, prepare
 from ._gemm import OVERWRITE, packed_shape
-from ._jit import inlined, kernel
+from ._jit import inlined, kernel, reassociating
 from .steps import GRU, INTERSECTION, LSTM, RNN, UGRNN
 
 # Statuses.
@@ -57,10 +57,6 @@ MSE = 2
 SGD = 0
 ADAM = 1
 RMSPROP = 2
-
-# The optimizer kernels' ``write`` flag, as values rather than literals (True and False would
-# each compile an optimizer kernel of its own).
-CHECK, WRITE = np.bool_(False), np.bool_(True)
 
 # config: the loss, the optimizer and their settings.
 C_LOSS, C_READOUT_LAST, C_SUM, C_TRUNCATE, C_CLIP, C_OPTIMIZER, C_STEPS, C_OPTION = range(8)
@@ -232,7 +228,10 @@ def head_loss(y, labels, values, t_lo, weight, bias, loss, norm, z, dz, counts):
     """
     n, O = z.shape
     B = labels.shape[1] if loss == SOFTMAX_CROSS_ENTROPY else values.shape[1]
-    mm_abt(y, weight, prepare(n, weight.T), z)
+    if O < NARROW:
+        _narrow_logits(y, weight, z)
+    else:
+        mm_abt(y, weight, prepare(n, weight.T), z)
     total = 0.0
     for r in range(n):
         t, b = t_lo + r // B, r % B
@@ -261,9 +260,9 @@ def head_loss(y, labels, values, t_lo, weight, bias, loss, norm, z, dz, counts):
                 zo = z[r, o]
                 target = values[t, b, o]
                 # log σ(z) = -(max(0, -z) + log1p(e^{-|z|})), and log σ(-z) likewise.
-                soft = math.log1p(math.exp(-abs(zo)))
-                total += target * (max(0.0, -zo) + soft) + (1.0 - target) * (max(0.0, zo) + soft)
                 e = math.exp(-abs(zo))
+                soft = math.log1p(e)
+                total += target * (max(0.0, -zo) + soft) + (1.0 - target) * (max(0.0, zo) + soft)
                 dz[r, o] = (1.0 / (1.0 + e) if zo >= 0 else e / (1.0 + e)) - target
                 if (zo > 0) == (target > 0.5):
                     counts[0] += 1
@@ -279,6 +278,54 @@ def head_loss(y, labels, values, t_lo, weight, bias, loss, norm, z, dz, counts):
     return total
 
 
+# A head with fewer outputs than this (binary addition's 1, a few classes) multiplies by loops:
+# the tiled product, built for wide matrices, spent most of its time on packing and edge tiles
+# for O = 1 (a third of a training step at the binary-addition size).
+NARROW = 8
+
+
+@reassociating
+def _narrow_logits(y, weight, z):
+    """z = y @ weight.T as dot products over H (vectorised thanks to reassociation)."""
+    for r in range(y.shape[0]):
+        for o in range(weight.shape[0]):
+            s = 0.0
+            for i in range(y.shape[1]):
+                s += y[r, i] * weight[o, i]
+            z[r, o] = s
+
+
+@kernel
+def head_backward(dz, y, weight, dweight, dbias, dy):
+    """The head's gradients from ``dz (n, O)`` at outputs ``y (n, H)``: ``dweight = dz^T y``,
+    ``dbias`` the column sums of dz, and the gradient at the outputs ``dy (n, H) = dz W``."""
+    n, O = dz.shape
+    H = y.shape[1]
+    for o in range(O):
+        dbias[o] = 0.0
+    for r in range(n):
+        for o in range(O):
+            dbias[o] += dz[r, o]
+    if O >= NARROW:
+        panels, rows, width = packed_shape(n, H, y)
+        mm_atb(dz, y, np.empty(panels * rows * width, y.dtype), dweight, OVERWRITE)
+        mm_ab(dz, weight, prepare(n, weight), dy, OVERWRITE)
+        return
+    # Row updates, whose loop over H vectorises.
+    dweight[...] = 0.0
+    for r in range(n):
+        for o in range(O):
+            g = dz[r, o]
+            for i in range(H):
+                dweight[o, i] += g * y[r, i]
+        for i in range(H):
+            dy[r, i] = 0.0
+        for o in range(O):
+            g = dz[r, o]
+            for i in range(H):
+                dy[r, i] += g * weight[o, i]
+
+
 @inlined
 def _all_finite(a):
     for i in range(a.size):
@@ -287,16 +334,58 @@ def _all_finite(a):
     return True
 
 
-@inlined
-def _update(grads, params, slots, optimizer, hyper, step, write):
-    """The optimizer kernels of :mod:`fastrnn.kernels.optim` on the whole flat buffer."""
+@kernel
+def update(params, grads, slots, new, optimizer, hyper, step):
+    """One optimizer update of the flat buffers, all or nothing: the updated parameters and
+    state go to the scratch rows of ``new`` (1 + slots, n) first, and are copied back only if
+    every one is finite. Returns whether they were.
+
+    The formulas are those of :mod:`fastrnn.kernels.optim`, term for term; there the check and
+    the write are two passes with an early exit, which LLVM cannot vectorise (the Adam update of
+    binary addition's 339 numbers took 4 µs that way).
+    """
+    n = params.size
+    lr = hyper[0]
+    finite = True
     if optimizer == SGD:
-        return optim.sgd(params, grads, slots[0], hyper[0], hyper[1], write)
-    if optimizer == ADAM:
+        momentum = hyper[1]
+        for i in range(n):
+            v = momentum * slots[0, i] + grads[i]
+            p = params[i] - lr * v
+            new[0, i] = p
+            new[1, i] = v
+            finite &= math.isfinite(p) & math.isfinite(v)
+    elif optimizer == ADAM:
+        beta1, beta2, eps = hyper[1], hyper[2], hyper[3]
         # As Optimizer: the corrections 1 - beta**t with a float power (not repeated products).
-        return optim.adam(params, grads, slots[0], slots[1], hyper[0], hyper[1], hyper[2], hyper[3],
-                          1.0 - hyper[1] ** float(step), 1.0 - hyper[2] ** float(step), write)
-    return optim.rmsprop(params, grads, slots[0], hyper[0], hyper[1], hyper[2], write)
+        correction1 = 1.0 - beta1 ** float(step)
+        correction2 = 1.0 - beta2 ** float(step)
+        for i in range(n):
+            g = grads[i]
+            m = beta1 * slots[0, i] + (1.0 - beta1) * g
+            v = beta2 * slots[1, i] + (1.0 - beta2) * g * g
+            p = params[i] - lr * (m / correction1) / (math.sqrt(v / correction2) + eps)
+            new[0, i] = p
+            new[1, i] = m
+            new[2, i] = v
+            finite &= math.isfinite(p) & math.isfinite(v)
+    else:
+        rho, eps = hyper[1], hyper[2]
+        for i in range(n):
+            g = grads[i]
+            s = rho * slots[0, i] + (1.0 - rho) * g * g
+            p = params[i] - lr * g / (math.sqrt(s) + eps)
+            new[0, i] = p
+            new[1, i] = s
+            finite &= math.isfinite(p) & math.isfinite(s)
+    if not finite:
+        return False
+    for i in range(n):
+        params[i] = new[0, i]
+    for k in range(slots.shape[0]):
+        for i in range(n):
+            slots[k, i] = new[k + 1, i]
+    return True
 
 
 @inlined
@@ -325,6 +414,7 @@ def run(cell, data, buffers, settings, out):
     head_db = _vector(grads, layout, p - 1)
     bias = _vector(params, layout, p - 1)
     counts = np.zeros(2, np.int64)
+    scratch = np.empty((1 + slots.shape[0], params.size), dtype)
     updates = 0
     for batch in range(first, last):
         lo = batch * batch_size
@@ -387,18 +477,9 @@ def run(cell, data, buffers, settings, out):
                     out[O_CHUNK] = chunk
                     return OUTPUT_GRADIENT_NOT_FINITE
                 # The head's gradients, and the gradient at the core's outputs.
-                panels, rows, width = packed_shape(count, H, own)
-                mm_atb(dz, own, np.empty(panels * rows * width, dtype), head_dw, OVERWRITE)
-                for o in range(O):
-                    head_db[o] = 0.0
-                for r in range(count):
-                    for o in range(O):
-                        head_db[o] += dz[r, o]
                 dy = np.zeros((end - window, B, H), dtype)
-                if last_only:
-                    mm_ab(dz, weight, prepare(count, weight), dy[end - window - 1], OVERWRITE)
-                else:
-                    mm_ab(dz, weight, prepare(count, weight), dy[start - window:].reshape((count, H)), OVERWRITE)
+                at = dy[end - window - 1] if last_only else dy[start - window:].reshape((count, H))
+                head_backward(dz, own, weight, head_dw, head_db, at)
                 core_backward(cell, option, xw, params, layout, tape, dy, np.zeros((S, B, H), dtype), truncate,
                               grads)
             # The state entering the next window, computed by the first forward that reached its
@@ -426,12 +507,11 @@ def run(cell, data, buffers, settings, out):
                     for i in range(grads.size):
                         grads[i] *= scale
             step = int(config[C_STEPS]) + updates + 1
-            # Check every updated value first, then write: a refused update changes nothing.
-            if not _update(grads, params, slots, optimizer, hyper, step, CHECK):
+            # A refused update changes nothing.
+            if not update(params, grads, slots, scratch, optimizer, hyper, step):
                 out[O_BATCH] = batch
                 out[O_CHUNK] = chunk
                 return UPDATE_NOT_FINITE
-            _update(grads, params, slots, optimizer, hyper, step, WRITE)
             updates += 1
             out[O_UPDATES] += 1
             batch_loss += value
