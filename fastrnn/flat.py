@@ -3,8 +3,8 @@
 A :class:`fastrnn.Model` whose core is one cell on the numba backend keeps all its parameters in
 one array, ``model.params`` being views of it by name; :meth:`Model.fit` then trains through
 :mod:`fastrnn.kernels.training`, one compiled call per block of batches, with the gradients and
-the optimizer state in flat buffers of the same layout. Everything else (stacks, the numpy
-backend, synthetic gradients, data-parallel shards, optimizers of your own) goes through the
+the optimizer state in flat buffers of the same layout, synthetic gradients included. Everything
+else (stacks, the numpy backend, data-parallel shards, optimizers of your own) goes through the
 Python loop of :mod:`fastrnn.model`, which gives the same history.
 """
 
@@ -87,8 +87,26 @@ def batch_order(order, batch_size):
 
 def compiled_loop_applies(model, optimizer, sg, pool):
     """Whether :meth:`Model.fit` can train through the compiled loop."""
-    return (getattr(model, "_flat", None) is not None and sg is None and pool is None
-            and type(optimizer) in _OPTIMIZERS)
+    return (getattr(model, "_flat", None) is not None and pool is None and type(optimizer) in _OPTIMIZERS
+            and (sg is None or type(sg.optimizer) is Adam))
+
+
+def _state_buffer(optimizer, views, size, dtype):
+    """The optimizer's state as one (slots, size) array whose rows ``views(row)`` splits by
+    parameter name; the optimizer's state arrays become those views (their values copied in)."""
+    slots = np.zeros((len(optimizer.slots), size), dtype)
+    for k, slot in enumerate(optimizer.slots):
+        for name, view in views(slots[k]).items():
+            state = optimizer.state.setdefault(name, {})
+            if slot in state:
+                view[...] = state[slot]
+            state[slot] = view
+    return slots
+
+
+def _hyper(optimizer):
+    """An optimizer's settings in its constructor's order, lr first, as the kernel reads them."""
+    return np.array(list(optimizer.config().values()), np.float64)
 
 
 class CompiledLoop:
@@ -98,25 +116,36 @@ class CompiledLoop:
     saving, a checkpoint and a later fit see every update.
     """
 
-    def __init__(self, model, optimizer, segments, truncate, clip):
+    def __init__(self, model, optimizer, segments, truncate, clip, synthetic=None):
         flat = model._flat
         flat.sync(model.core)
-        self.model, self.optimizer, self.flat = model, optimizer, flat
+        self.model, self.optimizer, self.flat, self.synthetic = model, optimizer, flat, synthetic
         self.train = kernels.TRAIN[model.core._module]
         self.grads = np.zeros_like(flat.buffer)
-        self.slots = np.zeros((len(optimizer.slots), flat.buffer.size), model.dtype)
-        for k, slot in enumerate(optimizer.slots):
-            for name, view in flat.views(self.slots[k]).items():
-                state = optimizer.state.setdefault(name, {})
-                if slot in state:
-                    view[...] = state[slot]
-                state[slot] = view
+        self.slots = _state_buffer(optimizer, flat.views, flat.buffer.size, model.dtype)
         self.segments = np.array(segments, np.int64).reshape(-1, 3)
-        self.hyper = np.array(list(optimizer.config().values())[:4], np.float64)
+        self.hyper = _hyper(optimizer)
         options = model.core._options()
         self.config = np.array([_LOSSES[model.loss.name], model.readout == "last", model.reduction == "sum",
                                 -1 if truncate is None else truncate, -1.0 if clip is None else clip,
-                                _OPTIMIZERS[type(optimizer)], 0, options[0] if options else 0], np.float64)
+                                _OPTIMIZERS[type(optimizer)], 0, options[0] if options else 0,
+                                synthetic is not None, 0.0 if synthetic is None else synthetic.scale, 0], np.float64)
+        # The synthetic-gradient module: A and c in one buffer (empty without one), their Adam
+        # state beside it; synthetic.A and .c become views of it.
+        size = 0 if synthetic is None else synthetic.c.size
+        self.module = np.zeros(size * size + size, model.dtype)
+        self.module_grads = np.zeros_like(self.module)
+        if synthetic is None:
+            self.module_slots, self.module_hyper = np.zeros((2, 0), model.dtype), np.zeros(4)
+        else:
+            def views(buffer):
+                return {"A": buffer[:size * size].reshape(size, size), "c": buffer[size * size:]}
+
+            for name, view in views(self.module).items():
+                view[...] = getattr(synthetic, name)
+                setattr(synthetic, name, view)
+            self.module_slots = _state_buffer(synthetic.optimizer, views, self.module.size, model.dtype)
+            self.module_hyper = _hyper(synthetic.optimizer)
         self.batches_per_call = 1
         self.fresh = True  # the first call says when it has to compile
 
@@ -133,11 +162,14 @@ class CompiledLoop:
         """Batches ``first`` ... ``last - 1`` in one call, adding into the running sums ``out``
         (the loss, positions, correct, judged and updates; a new array by default); returns
         (status, out)."""
-        out = np.zeros(8) if out is None else out
-        updates = out[kernels.O_UPDATES]
+        out = np.zeros(kernels.OUT_SIZE) if out is None else out
+        updates, module_updates = out[kernels.O_UPDATES], out[kernels.O_SG_UPDATES]
         self.config[kernels.C_STEPS] = self.optimizer.steps
-        args = ((X, *targets, order), (self.flat.buffer, self.grads, self.slots, self.flat.layout),
-                (batch_size, first, last, self.segments, self.config, self.hyper), out)
+        if self.synthetic is not None:
+            self.config[kernels.C_SG_STEPS] = self.synthetic.optimizer.steps
+        args = ((X, *targets, order), (self.flat.buffer, self.grads, self.slots, self.flat.layout, self.module,
+                                       self.module_grads, self.module_slots),
+                (batch_size, first, last, self.segments, self.config, self.hyper, self.module_hyper), out)
         if self.fresh:
             self.fresh = False
             status = first_call(self.train, args, f"{type(self.model.core).__name__} {self.model.dtype.name} "
@@ -145,24 +177,27 @@ class CompiledLoop:
         else:
             status = self.train(*args)
         self.optimizer.steps += int(out[kernels.O_UPDATES] - updates)
+        if self.synthetic is not None:
+            self.synthetic.optimizer.steps += int(out[kernels.O_SG_UPDATES] - module_updates)
         return status, out
 
     def epoch(self, X, targets, order, batch_size, on_block=None):
         """Every batch of one epoch, in blocks of about :data:`BLOCK_SECONDS`.
 
-        Returns (loss sum, positions, correct, judged) and, on a stop, (status, batch, mean loss)
-        where it happened; ``on_block(batches, loss sum, positions)`` is called after each block.
+        Returns the running sums (``out`` of :mod:`fastrnn.kernels.training`: the loss,
+        positions, correct, judged, ..., the synthetic-gradient loss) and, on a stop, (status,
+        batch, mean loss) where it happened; ``on_block(batches, loss sum, positions)`` is called after each block.
         """
         n = -(-len(X) // batch_size)
         order = batch_order(order, batch_size)
-        out = np.zeros(8)
+        out = np.zeros(kernels.OUT_SIZE)
         first = 0
         while first < n:
             last = min(n, first + self.batches_per_call)
             began = time.perf_counter()
             status, _ = self.run(X, targets, order, batch_size, first, last, out)
             if status != kernels.OK:
-                return out[:4], (status, int(out[kernels.O_BATCH]), out[kernels.O_VALUE])
+                return out, (status, int(out[kernels.O_BATCH]), out[kernels.O_VALUE])
             spent = time.perf_counter() - began
             # The next block sized from this one's rate, growing at most 8x at a time.
             per_batch = spent / (last - first)
@@ -170,4 +205,4 @@ class CompiledLoop:
             if on_block is not None:
                 on_block(last - first, out[kernels.O_LOSS], out[kernels.O_POSITIONS])
             first = last
-        return out[:4], None
+        return out, None

@@ -395,7 +395,7 @@ class Model:
         segments = _segments(T, tbptt)
         loop = None
         if compiled_loop_applies(self, optimizer, sg, pool):
-            loop = CompiledLoop(self, optimizer, segments, truncate, clip)
+            loop = CompiledLoop(self, optimizer, segments, truncate, clip, sg)
             targets = loop.targets(Y)
         # Overflow and NaN are not warnings here: every update checks for them and stops (DivergenceError).
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"), _closing(bar):
@@ -405,10 +405,12 @@ class Model:
                 total, positions, correct, judged = 0.0, 0, 0, 0
                 sg_sum, sg_count = 0.0, 0
                 if loop is not None:
-                    (total, positions, correct, judged), stop = loop.epoch(X, targets, order, batch_size,
-                                                                           _bar_updater(bar))
+                    sums, stop = loop.epoch(X, targets, order, batch_size, _bar_updater(bar))
                     if stop is not None:
                         self._stopped(loop, *stop, epoch)
+                    total, positions, correct, judged = sums[:4]
+                    sg_sum = sums[compiled.O_SG_LOSS]
+                    sg_count = math.ceil(N / batch_size) * (len(segments) - 1)
                 for batch, lo in enumerate(range(0, N if loop is None else 0, batch_size)):
                     idx = np.sort(order[lo:lo + batch_size])
                     x = self._time_major(X[idx])
@@ -512,14 +514,14 @@ class Model:
         if sg is not None:
             sg.prepare(state_size(self.core), self.dtype)
         if compiled_loop_applies(self, optimizer, sg, None):
-            loop = CompiledLoop(self, optimizer, segments, None if k < 0 else k, None)
+            loop = CompiledLoop(self, optimizer, segments, None if k < 0 else k, None, sg)
             targets, order = loop.targets(Y), np.arange(len(X))
 
             def compiled_step():
                 status, out = loop.run(X, targets, order, len(X), 0, 1)
                 if status != compiled.OK:
                     self._stopped(loop, status, 0, out[compiled.O_VALUE], 0)
-                return (*out[:4], 0.0)
+                return (*out[:4], out[compiled.O_SG_LOSS])
 
             return compiled_step
 

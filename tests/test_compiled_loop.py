@@ -55,6 +55,23 @@ def test_every_cell_trains_as_the_python_loop_does(case, dtype):
     _assert_same_training(fast, slow, dtype)
 
 
+@pytest.mark.parametrize("readout", ["all", "last"])
+@pytest.mark.parametrize("case", [c for c in CASES if c.name in ("rnn-tanh", "lstm", "intersection")], ids=str)
+def test_synthetic_gradients_train_as_the_python_loop_does(case, readout):
+    """The module's injection, its training at each boundary and its own Adam, compiled; an LSTM's
+    state is (h, c) side by side."""
+    runs = []
+    for backend in ("numba", "numpy"):
+        sg = fastrnn.SyntheticGradients(scale=0.5, lr=0.05)
+        runs.append((*_fit(case, backend, "float64", readout=readout, tbptt=2, synthetic_gradients=sg), sg))
+    (fast_model, fast_history, fast_sg), (slow_model, slow_history, slow_sg) = runs
+    assert fast_history["sg_loss"][-1] > 0 and np.abs(fast_sg.A).max() > 0  # M learned something
+    _assert_same_training((fast_model, fast_history), (slow_model, slow_history), "float64")
+    for name in ("A", "c"):
+        np.testing.assert_allclose(getattr(fast_sg, name), getattr(slow_sg, name), rtol=1e-8, atol=1e-12)
+    assert fast_sg.optimizer.steps == slow_sg.optimizer.steps > 0
+
+
 @pytest.mark.parametrize("optimizer", [("sgd", 0.1), ("adam", 0.02), ("rmsprop", 0.01)])
 @pytest.mark.parametrize("readout", ["all", "last"])
 @pytest.mark.parametrize("loss", ["softmax_cross_entropy", "sigmoid_cross_entropy", "mse"])
@@ -70,7 +87,10 @@ def test_the_compiled_loop_is_taken_where_it_applies():
     cell = fastrnn.GRU(2, 3, seed=0)
     model = fastrnn.Model(cell, 2, seed=0)
     assert compiled_loop_applies(model, fastrnn.Adam(), None, None)
-    assert not compiled_loop_applies(model, fastrnn.Adam(), fastrnn.SyntheticGradients(), None)
+    assert compiled_loop_applies(model, fastrnn.Adam(), fastrnn.SyntheticGradients(), None)
+    sg = fastrnn.SyntheticGradients()
+    sg.optimizer = fastrnn.SGD(0.1)
+    assert not compiled_loop_applies(model, fastrnn.Adam(), sg, None)
 
     class Mine(fastrnn.SGD):
         pass

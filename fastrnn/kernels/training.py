@@ -3,7 +3,8 @@ per batch, for a model whose core is one cell.
 
 Called from Python once per block of batches, the loop gathers each batch, runs every TBPTT
 chunk (the cell's forward, the linear head, the loss and its gradient, the cell's backward,
-clipping) and applies the optimizer, on flat buffers that the model's and the optimizer's arrays
+clipping) and applies the optimizer (and, with synthetic gradients, injects the module's
+prediction and trains the module), on flat buffers that the model's and the optimizer's arrays
 are views of. Through the Python layers the same update cost ~100 µs of interpreter time at the
 binary-addition size, against ~12 µs of kernel time.
 
@@ -60,9 +61,14 @@ RMSPROP = 2
 
 # config: the loss, the optimizer and their settings.
 C_LOSS, C_READOUT_LAST, C_SUM, C_TRUNCATE, C_CLIP, C_OPTIMIZER, C_STEPS, C_OPTION = range(8)
+# ...and synthetic gradients: whether they are on, λ, and the steps of the module's Adam so far.
+C_SG, C_SG_SCALE, C_SG_STEPS = range(8, 11)
 # The optimizer's hyper-parameters, in its constructor's order (lr first), are the array ``hyper``.
 # out:
 O_LOSS, O_POSITIONS, O_CORRECT, O_JUDGED, O_UPDATES, O_BATCH, O_CHUNK, O_VALUE = range(8)
+# ...and the synthetic-gradient module's summed loss and its number of updates.
+O_SG_LOSS, O_SG_UPDATES = 8, 9
+OUT_SIZE = 10
 
 
 @inlined
@@ -78,7 +84,7 @@ def _vector(params, layout, k):
 # -- each cell's kernels behind one signature ---------------------------------------------------
 #
 # core_forward(cell, option, x, state (S, B, H), params, layout, y, final (S, B, H)) -> tape (a tuple)
-# core_backward(cell, option, x, params, layout, tape, dy, dfinal (S, B, H), truncate, grads)
+# core_backward(cell, option, x, params, layout, tape, dy, dfinal (S, B, H), truncate, grads, dstart (S, B, H))
 # state_at(cell, tape, j, out (S, B, H)): the state after j steps of the window
 #
 # The cell is a compile-time literal, resolved by overloads as in :mod:`fastrnn.kernels.steps`.
@@ -91,11 +97,11 @@ def _rnn_forward(cell, option, x, state, params, layout, y, final):
     return (hs,)
 
 
-def _rnn_backward(cell, option, x, params, layout, tape, dy, dfinal, truncate, grads):
+def _rnn_backward(cell, option, x, params, layout, tape, dy, dfinal, truncate, grads, dstart):
     rnn.backward_into(x, _matrix(params, layout, 0), _matrix(params, layout, 1), _vector(params, layout, 2),
                       _vector(params, layout, 3), option, tape[0], dy, dfinal[0], truncate,
                       _matrix(grads, layout, 0), _matrix(grads, layout, 1), _vector(grads, layout, 2),
-                      _vector(grads, layout, 3), np.empty_like(x), np.empty_like(dfinal[0]))
+                      _vector(grads, layout, 3), np.empty_like(x), dstart[0])
 
 
 def _gated_forward(module, width):
@@ -112,11 +118,11 @@ def _gated_forward(module, width):
 
 
 def _gated_backward(module):
-    def backward(cell, option, x, params, layout, tape, dy, dfinal, truncate, grads):
+    def backward(cell, option, x, params, layout, tape, dy, dfinal, truncate, grads, dstart):
         module.backward_into(x, _matrix(params, layout, 0), _matrix(params, layout, 1), _vector(params, layout, 2),
                              _vector(params, layout, 3), tape[0], tape[1], dy, dfinal[0], truncate,
                              _matrix(grads, layout, 0), _matrix(grads, layout, 1), _vector(grads, layout, 2),
-                             _vector(grads, layout, 3), np.empty_like(x), np.empty_like(dfinal[0]))
+                             _vector(grads, layout, 3), np.empty_like(x), dstart[0])
     return backward
 
 
@@ -131,12 +137,11 @@ def _lstm_forward(cell, option, x, state, params, layout, y, final):
     return hs, cs, cache
 
 
-def _lstm_backward(cell, option, x, params, layout, tape, dy, dfinal, truncate, grads):
+def _lstm_backward(cell, option, x, params, layout, tape, dy, dfinal, truncate, grads, dstart):
     lstm.backward_into(x, _matrix(params, layout, 0), _matrix(params, layout, 1), _vector(params, layout, 2),
                        _vector(params, layout, 3), tape[0], tape[1], tape[2], dy, dfinal[0], dfinal[1], truncate,
                        _matrix(grads, layout, 0), _matrix(grads, layout, 1), _vector(grads, layout, 2),
-                       _vector(grads, layout, 3), np.empty_like(x), np.empty_like(dfinal[0]),
-                       np.empty_like(dfinal[1]))
+                       _vector(grads, layout, 3), np.empty_like(x), dstart[0], dstart[1])
 
 
 def _intersection_forward(cell, option, x, state, params, layout, y, final):
@@ -151,13 +156,13 @@ def _intersection_forward(cell, option, x, state, params, layout, y, final):
     return xt, hs, cache
 
 
-def _intersection_backward(cell, option, x, params, layout, tape, dy, dfinal, truncate, grads):
+def _intersection_backward(cell, option, x, params, layout, tape, dy, dfinal, truncate, grads, dstart):
     intersection.backward_into(x, _matrix(params, layout, 0), _matrix(params, layout, 1), _vector(params, layout, 2),
                                _vector(params, layout, 3), _matrix(params, layout, 4), _vector(params, layout, 5),
                                tape[0], tape[1], tape[2], dy, dfinal[0], truncate, _matrix(grads, layout, 0),
                                _matrix(grads, layout, 1), _vector(grads, layout, 2), _vector(grads, layout, 3),
                                _matrix(grads, layout, 4), _vector(grads, layout, 5), np.empty_like(x),
-                               np.empty_like(dfinal[0]))
+                               dstart[0])
 
 
 def _hidden_at(index):
@@ -189,8 +194,8 @@ def core_forward(cell, option, x, state, params, layout, y, final):
     return _FORWARD[cell](cell, option, x, state, params, layout, y, final)
 
 
-def core_backward(cell, option, x, params, layout, tape, dy, dfinal, truncate, grads):
-    _BACKWARD[cell](cell, option, x, params, layout, tape, dy, dfinal, truncate, grads)
+def core_backward(cell, option, x, params, layout, tape, dy, dfinal, truncate, grads, dstart):
+    _BACKWARD[cell](cell, option, x, params, layout, tape, dy, dfinal, truncate, grads, dstart)
 
 
 def state_at(cell, tape, j, out):
@@ -206,7 +211,7 @@ def _core_forward(cell, option, x, state, params, layout, y, final):
 
 
 @overload(core_backward, inline="always")
-def _core_backward(cell, option, x, params, layout, tape, dy, dfinal, truncate, grads):
+def _core_backward(cell, option, x, params, layout, tape, dy, dfinal, truncate, grads, dstart):
     return _BACKWARD[cell.literal_value] if isinstance(cell, types.IntegerLiteral) else None
 
 
@@ -394,8 +399,11 @@ def run(cell, data, buffers, settings, out):
     ``data = (X, labels, values, order)``, ``buffers = (params, grads, slots, layout)`` and
     ``settings = (batch_size, first, last, segments, config, hyper)``; see the module."""
     X, labels, values, order = data
-    params, grads, slots, layout = buffers
-    batch_size, first, last, segments, config, hyper = settings
+    params, grads, slots, layout, module, module_grads, module_slots = buffers
+    batch_size, first, last, segments, config, hyper, module_hyper = settings
+    synthetic = config[C_SG] != 0.0
+    module_scratch = np.empty((1 + module_slots.shape[0], module.size), X.dtype)
+    sg_updates0 = out[O_SG_UPDATES]
     N, T, I = X.shape
     dtype = X.dtype
     p = layout.shape[0]
@@ -452,36 +460,51 @@ def run(cell, data, buffers, settings, out):
             tape = core_forward(cell, option, xw, state, params, layout, y, final)
             count = 0
             value = 0.0
-            if last_only and end < T:
+            entering = state
+            dstart = np.empty((S, B, H), dtype)
+            has_loss = not (last_only and end < T)
+            inject = synthetic and end < T
+            if not has_loss and not inject:
                 # No loss reaches this chunk: its gradient is zero, and the update still counts.
                 grads[:] = 0.0
             else:
-                if last_only:
-                    own = y[end - window - 1]
-                    t_lo = 0
-                else:
-                    own = y[start - window:].reshape(((end - start) * B, H))
-                    t_lo = start
-                count = own.shape[0]
-                z = np.empty((count, O), dtype)
-                dz = np.empty((count, O), dtype)
-                value = head_loss(own, batch_labels, batch_values, t_lo, weight, bias, loss,
-                                  1.0 if summed else float(count), z, dz, counts)
-                if not math.isfinite(value):
-                    out[O_VALUE] = value / count
-                    out[O_BATCH] = batch
-                    out[O_CHUNK] = chunk
-                    return LOSS_NOT_FINITE
-                if not _all_finite(dz):
-                    out[O_BATCH] = batch
-                    out[O_CHUNK] = chunk
-                    return OUTPUT_GRADIENT_NOT_FINITE
-                # The head's gradients, and the gradient at the core's outputs.
                 dy = np.zeros((end - window, B, H), dtype)
-                at = dy[end - window - 1] if last_only else dy[start - window:].reshape((count, H))
-                head_backward(dz, own, weight, head_dw, head_db, at)
-                core_backward(cell, option, xw, params, layout, tape, dy, np.zeros((S, B, H), dtype), truncate,
-                              grads)
+                if has_loss:
+                    if last_only:
+                        own = y[end - window - 1]
+                        t_lo = 0
+                    else:
+                        own = y[start - window:].reshape(((end - start) * B, H))
+                        t_lo = start
+                    count = own.shape[0]
+                    z = np.empty((count, O), dtype)
+                    dz = np.empty((count, O), dtype)
+                    value = head_loss(own, batch_labels, batch_values, t_lo, weight, bias, loss,
+                                      1.0 if summed else float(count), z, dz, counts)
+                    if not math.isfinite(value):
+                        out[O_VALUE] = value / count
+                        out[O_BATCH] = batch
+                        out[O_CHUNK] = chunk
+                        return LOSS_NOT_FINITE
+                    if not _all_finite(dz):
+                        out[O_BATCH] = batch
+                        out[O_CHUNK] = chunk
+                        return OUTPUT_GRADIENT_NOT_FINITE
+                    # The head's gradients, and the gradient at the core's outputs.
+                    at = dy[end - window - 1] if last_only else dy[start - window:].reshape((count, H))
+                    head_backward(dz, own, weight, head_dw, head_db, at)
+                else:
+                    head_dw[...] = 0.0
+                    head_db[...] = 0.0
+                dfinal = np.zeros((S, B, H), dtype)
+                if inject:
+                    # The synthetic gradient λ M(s_end) at the window's final state.
+                    predicted = np.empty((B, S * H), dtype)
+                    module_output(final, module, predicted)
+                    for j in range(S * H):
+                        for b in range(B):
+                            dfinal[j // H, b, j % H] = config[C_SG_SCALE] * predicted[b, j]
+                core_backward(cell, option, xw, params, layout, tape, dy, dfinal, truncate, grads, dstart)
             # The state entering the next window, computed by the first forward that reached its
             # step (as the Python loop's states by step): the start, an earlier chunk's end, this
             # one's, or a step inside this window, with the parameters of this forward.
@@ -514,6 +537,11 @@ def run(cell, data, buffers, settings, out):
                 return UPDATE_NOT_FINITE
             updates += 1
             out[O_UPDATES] += 1
+            if synthetic and window > 0:
+                # M's prediction at this boundary learns from the gradient that reached it.
+                step = int(config[C_SG_STEPS]) + int(out[O_SG_UPDATES] - sg_updates0) + 1
+                out[O_SG_LOSS] += train_module(entering, dstart, module, module_grads, module_slots, module_scratch,
+                                               module_hyper, step, out)
             batch_loss += value
             batch_positions += count
         out[O_LOSS] += batch_loss
@@ -521,6 +549,62 @@ def run(cell, data, buffers, settings, out):
         out[O_CORRECT] += counts[0]
         out[O_JUDGED] += counts[1]
     return OK
+
+
+# -- the synthetic-gradient module M(s) = s A + c (see fastrnn.synthetic) ---------------------
+#
+# ``module`` holds A (F, F) then c (F,), F = S*H features of a state (S, B, H) flattened per
+# sample as fastrnn.synthetic.flatten_state does: h, or h and c side by side for an LSTM.
+
+@kernel
+def module_output(state, module, out):
+    """out (B, F) = M(s) = s A + c for the state s (S, B, H), flattened."""
+    S, B, H = state.shape
+    F = S * H
+    A = module[:F * F].reshape((F, F))
+    for b in range(B):
+        for j in range(F):
+            out[b, j] = 0.0
+        for k in range(F):
+            s = state[k // H, b, k % H]
+            for j in range(F):
+                out[b, j] += s * A[k, j]
+        for j in range(F):
+            out[b, j] += module[F * F + j]
+
+
+@kernel
+def train_module(state, target, module, grads, slots, scratch, hyper, step, out):
+    """One Adam update of M on (1/B) Σ ½‖M(s) - δ‖² for the state s and its gradient δ, both
+    (S, B, H); returns that loss, before the update (a refused update changes nothing, and is
+    not counted in ``out[O_SG_UPDATES]``), as fastrnn.synthetic.SyntheticGradients.train."""
+    S, B, H = state.shape
+    F = S * H
+    error = np.empty((B, F), state.dtype)
+    module_output(state, module, error)
+    loss = 0.0
+    for b in range(B):
+        for j in range(F):
+            e = error[b, j] - target[j // H, b, j % H]
+            error[b, j] = e
+            loss += e * e
+    dA = grads[:F * F].reshape((F, F))
+    dA[...] = 0.0
+    for b in range(B):
+        for k in range(F):
+            s = state[k // H, b, k % H]
+            for j in range(F):
+                dA[k, j] += s * error[b, j]
+    for j in range(F):
+        total = 0.0
+        for b in range(B):
+            total += error[b, j]
+        grads[F * F + j] = total / B
+    for i in range(F * F):
+        grads[i] /= B
+    if update(module, grads, slots, scratch, ADAM, hyper, step):
+        out[O_SG_UPDATES] += 1
+    return 0.5 * loss / B
 
 
 # One compiled loop per cell, each passing its id as a constant (a global, which Numba types as a
