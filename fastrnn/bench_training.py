@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import datasets
-from .bench import Measured, calibrate, per_call
+from .bench import Measured, bench_case, calibrate, per_call
 from .model import Model
 from .optim import SGD, Adam
 from .registry import BY_CELL_NAME
@@ -34,10 +34,18 @@ class TrainingRow(Measured):
     numba_us: float
     numpy_us: float
     torch_us: float = None
+    #: The kernels' own forward+backward ratio against the references at this size, measured in
+    #: the same run (:func:`fastrnn.bench.bench_case`): what the training step could at best keep.
+    kernel_ratio: float = None
 
     @property
     def vs_numpy(self):
         return self.numpy_us / self.numba_us
+
+    @property
+    def of_kernel_ratio(self):
+        """The step's ratio against the numpy backend, as a fraction of the kernels' own."""
+        return None if self.kernel_ratio is None else self.vs_numpy / self.kernel_ratio
 
     @property
     def vs_torch(self):
@@ -100,8 +108,9 @@ def bench_training(name, size, dtype="float64", repeat=5, min_time=0.05):
             for i, (step, number) in enumerate(zip(steps, numbers)):
                 best[i] = min(best[i], per_call(step, number))
     T, B, I, H = size
+    kernels = bench_case(BY_CELL_NAME[name], size, dtype, repeat=repeat, min_time=min_time)
     return TrainingRow(name, np.dtype(dtype).name, T, B, I, H, best[0] * 1e6, best[1] * 1e6,
-                       best[2] * 1e6 if theirs is not None else None)
+                       best[2] * 1e6 if theirs is not None else None, kernels.speedup)
 
 
 def classic_binary_addition(X, Y, hidden=16, lr=0.1, seed=0):
@@ -164,11 +173,13 @@ def batch_one(updates=2000, seed=0):
 
 
 def format_markdown(rows):
-    lines = ["| cell | dtype | T | B | I | H | numba µs | numpy backend µs | PyTorch µs | vs numpy | vs torch |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| cell | dtype | T | B | I | H | numba µs | numpy backend µs | PyTorch µs | vs numpy | vs torch "
+             "| kernels' ratio | step / kernels |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         torch = "—" if r.torch_us is None else f"{r.torch_us:.1f}"
         versus = "—" if r.vs_torch is None else f"{r.vs_torch:.1f}x"
+        kernels = "—" if r.kernel_ratio is None else f"{r.kernel_ratio:.1f}x | {r.of_kernel_ratio:.2f}"
         lines.append(f"| {r.cell} | {r.dtype} | {r.T} | {r.B} | {r.I} | {r.H} | {r.numba_us:.1f} | "
-                     f"{r.numpy_us:.1f} | {torch} | {r.vs_numpy:.1f}x | {versus} |")
+                     f"{r.numpy_us:.1f} | {torch} | {r.vs_numpy:.1f}x | {versus} | {kernels} |")
     return "\n".join(lines)

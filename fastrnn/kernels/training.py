@@ -59,6 +59,9 @@ SGD = 0
 ADAM = 1
 RMSPROP = 2
 
+# ADAM as a value rather than a literal (a constant argument would compile a copy of update).
+_ADAM = np.int64(ADAM)
+
 # config: the loss, the optimizer and their settings.
 C_LOSS, C_READOUT_LAST, C_SUM, C_TRUNCATE, C_CLIP, C_OPTIMIZER, C_STEPS, C_OPTION = range(8)
 # ...and synthetic gradients: whether they are on, λ, and the steps of the module's Adam so far.
@@ -602,7 +605,7 @@ def train_module(state, target, module, grads, slots, scratch, hyper, step, out)
         grads[F * F + j] = total / B
     for i in range(F * F):
         grads[i] /= B
-    if update(module, grads, slots, scratch, ADAM, hyper, step):
+    if update(module, grads, slots, scratch, _ADAM, hyper, step):
         out[O_SG_UPDATES] += 1
     return 0.5 * loss / B
 
