@@ -43,6 +43,7 @@ from . import gru, intersection, lstm, rnn, steps, ugrnn
 from ._driver import mm_ab, mm_abt, mm_atb, prepare
 from ._gemm import OVERWRITE, packed_shape
 from ._jit import inlined, kernel, reassociating
+from .checks import all_finite
 from .steps import GRU, INTERSECTION, LSTM, RNN, UGRNN
 
 # Statuses.
@@ -334,14 +335,6 @@ def head_backward(dz, y, weight, dweight, dbias, dy):
                 dy[r, i] += g * weight[o, i]
 
 
-@inlined
-def _all_finite(a):
-    for i in range(a.size):
-        if not math.isfinite(a.flat[i]):
-            return False
-    return True
-
-
 @kernel
 def update(params, grads, slots, new, optimizer, hyper, step):
     """One optimizer update of the flat buffers, all or nothing: the updated parameters and
@@ -489,7 +482,7 @@ def run(cell, data, buffers, settings, out):
                         out[O_BATCH] = batch
                         out[O_CHUNK] = chunk
                         return LOSS_NOT_FINITE
-                    if not _all_finite(dz):
+                    if not all_finite(dz.reshape(dz.size)):
                         out[O_BATCH] = batch
                         out[O_CHUNK] = chunk
                         return OUTPUT_GRADIENT_NOT_FINITE
