@@ -47,3 +47,24 @@ class TrackTrainingSpeedup:
 
     def track_vs_torch(self, cell, dtype):
         return float("nan") if self.row.vs_torch is None else self.row.vs_torch
+
+    def track_of_kernel_ratio(self, cell, dtype):
+        """The step's ratio against the numpy backend as a fraction of the kernels' own."""
+        return self.row.of_kernel_ratio
+
+
+class TrackBatchOneUpdates:
+    """Binary addition in SGD updates of batch 1 through ``Model.fit`` (its compiled loop),
+    against the numpy backend and the classic per-sample NumPy program."""
+
+    unit = "x"
+    timeout = 300
+
+    def setup(self):
+        self.seconds = bench_training.batch_one(updates=1000)
+
+    def track_vs_numpy_backend(self):
+        return self.seconds["fastrnn numpy"] / self.seconds["fastrnn numba"]
+
+    def track_vs_classic_program(self):
+        return self.seconds["classic NumPy program"] / self.seconds["fastrnn numba"]
