@@ -79,6 +79,26 @@ def recall(n, T, *, noise=2.0, seed=0):
     return X, bits
 
 
+def copy_task(n, length, *, bits=8, seed=0):
+    """The copy task (Graves et al. 2014, as Jaderberg et al. 2016 ran it): ``length`` random
+    ``bits``-bit vectors, a delimiter, then the network must output the vectors in order.
+
+    Returns X (n, 2 length + 1, bits + 1): the vectors in channels 0..bits-1 at steps
+    0..length-1, the delimiter in channel ``bits`` at step ``length``, zeros after; and Y
+    (n, 2 length + 1, bits): zeros up to the delimiter, the vectors at steps length+1 ... 2 length.
+    """
+    n, length, bits = (v.check_positive_int(name, value) for name, value in (("n", n), ("length", length),
+                                                                           ("bits", bits)))
+    rng = np.random.default_rng(seed)
+    vectors = rng.integers(0, 2, (n, length, bits)).astype(np.float64)
+    X = np.zeros((n, 2 * length + 1, bits + 1))
+    Y = np.zeros((n, 2 * length + 1, bits))
+    X[:, :length, :bits] = vectors
+    X[:, length, bits] = 1.0
+    Y[:, length + 1:] = vectors
+    return X, Y
+
+
 def tokenize(text):
     """Lower-case words and the punctuation marks . , ; : ? ! as tokens."""
     return re.findall(r"[a-z]+(?:'[a-z]+)?|[.,;:?!]", text.lower())

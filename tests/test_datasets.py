@@ -108,3 +108,15 @@ def test_the_installed_mnist_sample():
     assert ones[:, 13:15].mean() > 5 * ones[:, :3].mean()
     (X2, _), _ = datasets.mnist(seed=0)
     np.testing.assert_array_equal(X, X2)
+
+
+def test_copy_task_shows_the_vectors_then_asks_for_them():
+    X, Y = datasets.copy_task(5, 3, bits=4, seed=1)
+    assert X.shape == (5, 7, 5) and Y.shape == (5, 7, 4)
+    np.testing.assert_array_equal(Y[:, 4:], X[:, :3, :4])  # output phase = the input vectors, in order
+    assert not Y[:, :4].any() and not X[:, 3:, :4].any()  # nothing asked while reading, nothing shown after
+    np.testing.assert_array_equal(X[:, :, 4], np.tile([0, 0, 0, 1, 0, 0, 0], (5, 1)))  # the delimiter
+    assert set(np.unique(X)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(datasets.copy_task(5, 3, bits=4, seed=1)[0], X)  # seeded
+    with pytest.raises(ValueError, match="length"):
+        datasets.copy_task(5, 0)
