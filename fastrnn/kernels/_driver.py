@@ -99,6 +99,46 @@ def prepare(m, b):
     return packed(b)
 
 
+# The three products as plain loops, for the small cases below and for callers whose shapes are
+# known to suit loops (the training loop's narrow head). Inlined, they take their caller's
+# compile flags: ab_loops and atb_loops vectorise as they are, abt_loops needs reassociation.
+
+@inlined
+def ab_loops(a, b, out, accumulate):
+    """out = a @ b (or +=): row updates out[i, :] += a[i, p] * b[p, :], whose loop over j vectorises."""
+    for i in range(a.shape[0]):
+        if not accumulate:
+            for j in range(b.shape[1]):
+                out[i, j] = 0.0
+        for p in range(a.shape[1]):
+            aip = a[i, p]
+            for j in range(b.shape[1]):
+                out[i, j] += aip * b[p, j]
+
+
+@inlined
+def abt_loops(a, b, out):
+    """out = a @ b.T as dot products over the rows of b (vectorised only under reassociation)."""
+    for i in range(a.shape[0]):
+        for j in range(b.shape[0]):
+            s = 0.0
+            for p in range(a.shape[1]):
+                s += a[i, p] * b[j, p]
+            out[i, j] = s
+
+
+@inlined
+def atb_loops(a, b, out, accumulate):
+    """out = a.T @ b (or +=): out[p, :] += a[i, p] * b[i, :] over the rows i."""
+    if not accumulate:
+        out[...] = 0.0
+    for i in range(a.shape[0]):
+        for p in range(a.shape[1]):
+            aip = a[i, p]
+            for j in range(b.shape[1]):
+                out[p, j] += aip * b[i, j]
+
+
 @kernel
 def mm_ab(a, b, bp, out, accumulate):
     """out = a @ b (or out += a @ b with ``accumulate``) for a (m, k), b (k, n);
@@ -108,15 +148,7 @@ def mm_ab(a, b, bp, out, accumulate):
     if not _small(m, k, n, n):
         gemm(a, bp, out, accumulate)
         return
-    # Row updates out[i, :] += a[i, p] * b[p, :]: the loop over j vectorises.
-    for i in range(m):
-        if not accumulate:
-            for j in range(n):
-                out[i, j] = 0.0
-        for p in range(k):
-            aip = a[i, p]
-            for j in range(n):
-                out[i, j] += aip * b[p, j]
+    ab_loops(a, b, out, accumulate)
 
 
 @reassociating
@@ -131,12 +163,7 @@ def mm_abt(a, b, bp, out):
     if not _small(m, k, n, k):
         gemm(a, bp, out, OVERWRITE)
         return
-    for i in range(m):
-        for j in range(n):
-            s = 0.0
-            for p in range(k):
-                s += a[i, p] * b[j, p]
-            out[i, j] = s
+    abt_loops(a, b, out)
 
 
 @kernel
@@ -154,13 +181,7 @@ def mm_atb(a, b, scratch, out, accumulate):
         pack(b, bp)
         gemm(a.T, bp, out, accumulate)
         return
-    if not accumulate:
-        out[...] = 0.0
-    for i in range(m):
-        for p in range(k):
-            aip = a[i, p]
-            for j in range(n):
-                out[p, j] += aip * b[i, j]
+    atb_loops(a, b, out, accumulate)
 
 
 @inlined

@@ -9,7 +9,7 @@ are views of. Through the Python layers the same update cost ~100 µs of interpr
 binary-addition size, against ~12 µs of kernel time.
 
 The numbers are those of the Python path (``Model._train_batch``), operation for operation: the
-same chunks, the same checks in the same order, the optimizer kernels of
+same chunks, the same checks in the same order, the optimizers' formulas of
 :mod:`fastrnn.kernels.optim`. Only summation orders differ (loops here, BLAS there).
 
 Buffers (one dtype throughout, C-contiguous):
@@ -24,10 +24,12 @@ Buffers (one dtype throughout, C-contiguous):
 - ``order`` (N,): the epoch's permutation with each batch's indices sorted
   (:func:`fastrnn.flat.batch_order`); batch ``b`` is ``order[b*B:(b+1)*B]``.
 - ``segments`` (c, 3): (window, start, end) of each chunk, as ``fastrnn.model._segments``.
-- ``config`` (8,) float64: see the ``C_*`` indices below.
-- ``out`` (8,) float64: the running sums of the loss, positions, correct, judged and updates
-  applied, added to (an epoch's calls share one); on a stop, the batch and chunk where it
-  happened and the mean loss there (see ``O_*``).
+- ``config`` (11,) float64: see the ``C_*`` indices below; ``hyper``: the optimizer's settings.
+- ``module``, ``module_grads`` (F*F + F,), ``module_slots`` (2, F*F + F), ``module_hyper``: the
+  synthetic-gradient module and its Adam (empty without synthetic gradients).
+- ``out`` (:data:`OUT_SIZE`,) float64: the running sums of the loss, positions, correct, judged
+  and updates applied, and of the module's loss and updates, added to (an epoch's calls share
+  one); on a stop, the batch and chunk where it happened and the mean loss there (see ``O_*``).
 
 Returns a status: :data:`OK`, or why the loop stopped (the update that found it is not applied,
 as :meth:`fastrnn.Model.fit` requires).
@@ -39,8 +41,8 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from . import gru, intersection, lstm, rnn, steps, ugrnn
-from ._driver import mm_ab, mm_abt, mm_atb, prepare
+from . import gru, intersection, lstm, optim, rnn, steps, ugrnn
+from ._driver import ab_loops, abt_loops, atb_loops, mm_ab, mm_abt, mm_atb, prepare
 from ._gemm import OVERWRITE, packed_shape
 from ._jit import inlined, kernel, reassociating
 from .checks import all_finite
@@ -295,13 +297,8 @@ NARROW = 8
 
 @reassociating
 def _narrow_logits(y, weight, z):
-    """z = y @ weight.T as dot products over H (vectorised thanks to reassociation)."""
-    for r in range(y.shape[0]):
-        for o in range(weight.shape[0]):
-            s = 0.0
-            for i in range(y.shape[1]):
-                s += y[r, i] * weight[o, i]
-            z[r, o] = s
+    """z = y @ weight.T as the driver's loops, with the reassociation that vectorises them."""
+    abt_loops(y, weight, z)
 
 
 @kernel
@@ -320,19 +317,9 @@ def head_backward(dz, y, weight, dweight, dbias, dy):
         mm_atb(dz, y, np.empty(panels * rows * width, y.dtype), dweight, OVERWRITE)
         mm_ab(dz, weight, prepare(n, weight), dy, OVERWRITE)
         return
-    # Row updates, whose loop over H vectorises.
-    dweight[...] = 0.0
-    for r in range(n):
-        for o in range(O):
-            g = dz[r, o]
-            for i in range(H):
-                dweight[o, i] += g * y[r, i]
-        for i in range(H):
-            dy[r, i] = 0.0
-        for o in range(O):
-            g = dz[r, o]
-            for i in range(H):
-                dy[r, i] += g * weight[o, i]
+    # A narrow head: the driver's loops (see NARROW).
+    atb_loops(dz, y, dweight, OVERWRITE)
+    ab_loops(dz, weight, dy, OVERWRITE)
 
 
 @kernel
@@ -341,41 +328,33 @@ def update(params, grads, slots, new, optimizer, hyper, step):
     state go to the scratch rows of ``new`` (1 + slots, n) first, and are copied back only if
     every one is finite. Returns whether they were.
 
-    The formulas are those of :mod:`fastrnn.kernels.optim`, term for term; there the check and
-    the write are two passes with an early exit, which LLVM cannot vectorise (the Adam update of
-    binary addition's 339 numbers took 4 µs that way).
+    The formulas are :mod:`fastrnn.kernels.optim`'s element functions. Its kernels check and
+    write in two passes with an early exit, which LLVM cannot vectorise (the Adam update of
+    binary addition's 339 numbers took 4 µs that way); this one pass can be.
     """
     n = params.size
     lr = hyper[0]
     finite = True
     if optimizer == SGD:
-        momentum = hyper[1]
         for i in range(n):
-            v = momentum * slots[0, i] + grads[i]
-            p = params[i] - lr * v
+            p, v = optim.sgd_element(params[i], grads[i], slots[0, i], lr, hyper[1])
             new[0, i] = p
             new[1, i] = v
             finite &= math.isfinite(p) & math.isfinite(v)
     elif optimizer == ADAM:
-        beta1, beta2, eps = hyper[1], hyper[2], hyper[3]
         # As Optimizer: the corrections 1 - beta**t with a float power (not repeated products).
-        correction1 = 1.0 - beta1 ** float(step)
-        correction2 = 1.0 - beta2 ** float(step)
+        correction1 = 1.0 - hyper[1] ** float(step)
+        correction2 = 1.0 - hyper[2] ** float(step)
         for i in range(n):
-            g = grads[i]
-            m = beta1 * slots[0, i] + (1.0 - beta1) * g
-            v = beta2 * slots[1, i] + (1.0 - beta2) * g * g
-            p = params[i] - lr * (m / correction1) / (math.sqrt(v / correction2) + eps)
+            p, m, v = optim.adam_element(params[i], grads[i], slots[0, i], slots[1, i], lr, hyper[1], hyper[2],
+                                         hyper[3], correction1, correction2)
             new[0, i] = p
             new[1, i] = m
             new[2, i] = v
             finite &= math.isfinite(p) & math.isfinite(v)
     else:
-        rho, eps = hyper[1], hyper[2]
         for i in range(n):
-            g = grads[i]
-            s = rho * slots[0, i] + (1.0 - rho) * g * g
-            p = params[i] - lr * g / (math.sqrt(s) + eps)
+            p, s = optim.rmsprop_element(params[i], grads[i], slots[0, i], lr, hyper[1], hyper[2])
             new[0, i] = p
             new[1, i] = s
             finite &= math.isfinite(p) & math.isfinite(s)
@@ -392,8 +371,9 @@ def update(params, grads, slots, new, optimizer, hyper, step):
 @inlined
 def run(cell, data, buffers, settings, out):
     """Batches ``first`` ... ``last - 1`` of the epoch whose permutation is ``order``, with
-    ``data = (X, labels, values, order)``, ``buffers = (params, grads, slots, layout)`` and
-    ``settings = (batch_size, first, last, segments, config, hyper)``; see the module."""
+    ``data = (X, labels, values, order)``, ``buffers = (params, grads, slots, layout, module,
+    module_grads, module_slots)`` and ``settings = (batch_size, first, last, segments, config,
+    hyper, module_hyper)``; see the module."""
     X, labels, values, order = data
     params, grads, slots, layout, module, module_grads, module_slots = buffers
     batch_size, first, last, segments, config, hyper, module_hyper = settings
