@@ -87,7 +87,7 @@ def batch_order(order, batch_size):
 
 def compiled_loop_applies(model, optimizer, sg, pool):
     """Whether :meth:`Model.fit` can train through the compiled loop."""
-    return (getattr(model, "_flat", None) is not None and pool is None and type(optimizer) in _OPTIMIZERS
+    return (model._flat is not None and pool is None and type(optimizer) in _OPTIMIZERS
             and (sg is None or type(sg.optimizer) is Adam))
 
 

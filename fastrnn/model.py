@@ -411,18 +411,20 @@ class Model:
                     total, positions, correct, judged = sums[:4]
                     sg_sum = sums[compiled.O_SG_LOSS]
                     sg_count = math.ceil(N / batch_size) * (len(segments) - 1)
-                for batch, lo in enumerate(range(0, N if loop is None else 0, batch_size)):
-                    idx = np.sort(order[lo:lo + batch_size])
-                    x = self._time_major(X[idx])
-                    target = Y[idx] if self.readout == "last" else self._time_major(Y[idx])
-                    value, count, c, n, sg_loss = self._train_batch(x, target, optimizer, segments, truncate, clip,
-                                                                    sg, epoch, batch, pool)
-                    total, positions, correct, judged = total + value, positions + count, correct + c, judged + n
-                    if sg is not None:
-                        sg_sum, sg_count = sg_sum + sg_loss, sg_count + len(segments) - 1
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(epoch=epoch + 1, loss=f"{total / max(positions, 1):.4g}")
+                else:
+                    for batch, lo in enumerate(range(0, N, batch_size)):
+                        idx = np.sort(order[lo:lo + batch_size])
+                        x = self._time_major(X[idx])
+                        target = Y[idx] if self.readout == "last" else self._time_major(Y[idx])
+                        value, count, c, n, sg_loss = self._train_batch(x, target, optimizer, segments, truncate,
+                                                                        clip, sg, epoch, batch, pool)
+                        total, positions = total + value, positions + count
+                        correct, judged = correct + c, judged + n
+                        if sg is not None:
+                            sg_sum, sg_count = sg_sum + sg_loss, sg_count + len(segments) - 1
+                        if bar is not None:
+                            bar.update(1)
+                            bar.set_postfix(epoch=epoch + 1, loss=f"{total / max(positions, 1):.4g}")
                 metrics = {"loss": total / positions}
                 if self.loss.has_accuracy:
                     metrics["accuracy"] = correct / judged

@@ -210,7 +210,8 @@ def compile_cells(names, dtypes, jobs=None, report=print):
     function's whole index and numbers its data files from what it read, so two writers of one
     function can pair one's index entry with the other's machine code. The work is therefore
     split so that no two processes write the same function: the first cell, in every dtype,
-    compiles here with the pieces all cells share (the matrix product, the optimizers); then
+    compiles here with the pieces all cells share (the matrix product, the optimizers, the
+    training loop's head, loss and update); then
     each other kernel module (rnn-tanh, -relu and -sigmoid share one) goes to one worker whole.
     """
     modules = {}
