@@ -142,14 +142,15 @@ def _bench(args):
 
 
 def _train(args):
+    import copy
     import time
 
     import numpy as np
 
     from . import bench
-    from .tasks import TASKS
+    from .tasks import _MNIST, TASKS, PixelMNIST
 
-    task = TASKS[args.task]
+    task = copy.copy(TASKS[args.task])  # options such as --text set this run's copy only
     if args.plot:
         _matplotlib()  # before training: a missing extra must not cost the run
     if args.text is not None:
@@ -157,6 +158,16 @@ def _train(args):
             print("fastrnn train: --text applies to the text task only", file=sys.stderr)
             return 2
         task.path = args.text
+    for option, value, applies in (("--mnist", args.mnist, isinstance(task, _MNIST)),
+                                   ("--permute", args.permute, isinstance(task, PixelMNIST))):
+        if value and not applies:
+            names = [n for n, t in TASKS.items() if isinstance(t, PixelMNIST if option == "--permute" else _MNIST)]
+            print(f"fastrnn train: {option} applies to {' and '.join(names)} only", file=sys.stderr)
+            return 2
+    if args.mnist is not None:
+        task.path = args.mnist
+    if args.permute:
+        task.permute = True
     try:
         train, test = task.data("full", seed=args.seed)
         model = task.model(args.cell, args.hidden, args.backend, args.seed, input_size=train[0].shape[2])
@@ -227,7 +238,7 @@ def _train(args):
           f"NumPy reference {best[1] * 1e3:.3g} ms: {best[1] / best[0]:.1f}x ({threads})")
     if args.plot:
         _plot(history, args.plot, task.name)
-        print(f"loss curve written to {args.plot}")
+        print(f"learning curves written to {args.plot}")
     return 0
 
 
@@ -317,17 +328,20 @@ def _matplotlib():
 
 
 def _plot(history, path, title):
+    """The loss per epoch and, for a classification task, the accuracy beside it."""
     plt = _matplotlib()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    panels = [("loss", "loss")] + ([("accuracy", "accuracy")] if "accuracy" in history else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
     epochs = range(1, len(history["loss"]) + 1)
-    ax.plot(epochs, history["loss"], label="training loss")
-    if "val_loss" in history:
-        ax.plot(epochs, history["val_loss"], label="test loss")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_yscale("log")
-    ax.set_title(f"fastrnn train {title}")
-    ax.legend()
+    for ax, (key, label) in zip(axes[0], panels):
+        ax.plot(epochs, history[key], label=f"training {label}")
+        if f"val_{key}" in history:
+            ax.plot(epochs, history[f"val_{key}"], label=f"test {label}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.legend()
+    axes[0][0].set_yscale("log")
+    fig.suptitle(f"fastrnn train {title}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -351,8 +365,13 @@ def main(argv=None):
     t.add_argument("--backend", choices=["numba", "numpy"], default="numba")
     t.add_argument("--seed", type=_non_negative, default=0)
     t.add_argument("--text", metavar="FILE", help="for the text task: train on this UTF-8 file instead")
+    t.add_argument("--mnist", metavar="DIR", help="for the MNIST tasks: the full MNIST from DIR's four IDX files "
+                   "(train-images-idx3-ubyte etc., optionally .gz) instead of the 5,000-image sample")
+    t.add_argument("--permute", action="store_true",
+                   help="for pixel-mnist: the pixels in one fixed random order (permuted pixel-MNIST)")
     t.add_argument("--plot", metavar="PNG", type=_plot_path,
-                   help="write the loss curve to this image file (.png added if it has no suffix; needs matplotlib)")
+                   help="write the loss (and accuracy) curves to this image file (.png added if it has no "
+                        "suffix; needs matplotlib)")
     t.add_argument("--workers", type=_positive, metavar="N", help="data-parallel training on a local Dask cluster of N "
                    "worker processes (needs fastrnn[dask])")
     t.add_argument("--scheduler", metavar="ADDRESS", help="data-parallel training on an existing Dask cluster")

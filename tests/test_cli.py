@@ -40,7 +40,7 @@ def test_plot_without_a_suffix_writes_and_reports_a_png(tmp_path, capsys, monkey
     pytest.importorskip("matplotlib")
     monkeypatch.chdir(tmp_path)
     assert main(["train", "binary-addition", "--epochs", "1", "--plot", "loss", "--no-progress"]) == 0
-    assert "loss curve written to loss.png" in capsys.readouterr().out
+    assert "learning curves written to loss.png" in capsys.readouterr().out
     assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (tmp_path / "loss").exists()
 

@@ -55,7 +55,8 @@ def test_a_damaged_gzip_stream_is_a_value_error(tmp_path):
         datasets.load_idx(path)
 
 
-def _write_mnist(directory, n_train=5, n_test=3, compressed=False):
+def write_mnist(directory, n_train=5, n_test=3, compressed=False):
+    """The four MNIST IDX files of random images and labels in ``directory``; returns the arrays."""
     rng = np.random.default_rng(0)
     arrays = [rng.integers(0, 256, (n_train, 28, 28)), rng.integers(0, 10, n_train),
               rng.integers(0, 256, (n_test, 28, 28)), rng.integers(0, 10, n_test)]
@@ -71,7 +72,7 @@ def _write_mnist(directory, n_train=5, n_test=3, compressed=False):
 
 @pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gz"])
 def test_mnist_from_a_directory_of_the_four_files(tmp_path, compressed):
-    arrays = _write_mnist(tmp_path, compressed=compressed)
+    arrays = write_mnist(tmp_path, compressed=compressed)
     (X, y), (Xt, yt) = datasets.mnist(tmp_path)
     assert X.shape == (5, 28, 28) and X.dtype == np.uint8 and y.dtype == np.int64 and Xt.shape == (3, 28, 28)
     for got, want in zip((X, y, Xt, yt), arrays):
@@ -81,7 +82,7 @@ def test_mnist_from_a_directory_of_the_four_files(tmp_path, compressed):
 def test_mnist_errors_name_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="is not a directory"):
         datasets.mnist(tmp_path / "nowhere")
-    _write_mnist(tmp_path)
+    write_mnist(tmp_path)
     (tmp_path / "t10k-labels-idx1-ubyte").unlink()
     with pytest.raises(FileNotFoundError, match="no t10k-labels-idx1-ubyte"):
         datasets.mnist(tmp_path)

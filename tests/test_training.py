@@ -1,6 +1,7 @@
 """Training (issue 5): losses, optimizers, Model gradients, TBPTT(k1, k2), determinism, checkpoints,
 divergence, files, the built-in tasks and ``fastrnn train``."""
 
+import copy
 import os
 
 import numpy as np
@@ -12,8 +13,9 @@ from fastrnn.cli import main
 from fastrnn.flat import CompiledLoop
 from fastrnn.losses import LOSSES
 from fastrnn.optim import Optimizer, clip_grad_norm
-from fastrnn.tasks import TASKS
+from fastrnn.tasks import PERMUTATION_SEED, TASKS
 
+from .test_datasets import write_mnist
 from .test_reference_gradients import numeric_gradient
 
 
@@ -347,16 +349,61 @@ def test_predict_shapes_and_links():
 
 # -- tasks, data and the command line -----------------------------------------------------------
 
-@pytest.mark.parametrize("name", [name for name, task in TASKS.items() if task.target is not None])
+@pytest.mark.parametrize("name", [name for name, task in TASKS.items()
+                                  if task.target is not None and task.small_reaches_target])
 def test_task_reaches_its_target(name):
     if name.startswith("digits"):
         pytest.importorskip("sklearn")
+    if name.startswith("mnist") and datasets.mnist_sample_path() is None:
+        pytest.skip("needs the MNIST sample: pip install 'fastrnn[data]'")
     task = TASKS[name]
     train, test = task.data("small", seed=0)
     model = task.model(seed=0)
     model.fit(*train, epochs=task.epochs, progress=False, **task.fit_kwargs())
     report = task.report(model, train, test)
     assert report["reached"], report
+
+
+def test_pixel_mnist_reads_one_pixel_per_step_through_nine_dilated_layers(tmp_path):
+    (images, labels, test_images, _) = write_mnist(tmp_path, n_train=6, n_test=4)
+    task = copy.copy(TASKS["pixel-mnist"])
+    task.path = tmp_path
+    (X, y), (Xt, _) = task.data()
+    assert X.shape == (6, 784, 1) and X.dtype == np.float32 and Xt.shape == (4, 784, 1)
+    np.testing.assert_array_equal(X[:, :, 0], images.reshape(6, 784).astype(np.uint8) / np.float32(255.0))  # rows
+    np.testing.assert_array_equal(y, labels)
+    task.permute = True
+    (P, _), (Pt, _) = task.data(seed=3)
+    assert not np.array_equal(P, X)
+    np.testing.assert_array_equal(np.sort(P, axis=1), np.sort(X, axis=1))  # the same pixels, reordered
+    (P2, _), _ = task.data(seed=0)
+    np.testing.assert_array_equal(P2, P)  # one fixed order, whatever the seed
+    np.testing.assert_array_equal(Pt[:, :, 0], Xt[:, np.random.default_rng(PERMUTATION_SEED).permutation(784), 0])
+    model = task.model()
+    core = model.core
+    assert core.dilations == tuple(2 ** i for i in range(9)) and core.dtype == np.float32
+    assert [(c.input_size, c.hidden_size, type(c).__name__) for c in core.cells] == \
+        [(1, 20, "GRU")] + [(20, 20, "GRU")] * 8
+    assert model.readout == "last" and model.output_size == 10
+
+
+def test_fastrnn_train_pixel_mnist_from_idx_files(tmp_path, capsys):
+    """--mnist DIR reads a user's MNIST files (here a tiny random set) and --permute applies."""
+    write_mnist(tmp_path, n_train=8, n_test=4)
+    assert main(["train", "pixel-mnist", "--mnist", str(tmp_path), "--permute", "--epochs", "1",
+                 "--hidden", "4", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "data: 8 training and 4 test sequences of 784 steps" in out and "test accuracy" in out
+    assert TASKS["pixel-mnist"].path is None and not TASKS["pixel-mnist"].permute  # the run's own copy
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "digits", "--mnist", "."], "--mnist applies to mnist01-sg and pixel-mnist only"),
+    (["train", "mnist01-sg", "--permute"], "--permute applies to pixel-mnist only"),
+])
+def test_mnist_options_belong_to_the_mnist_tasks(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_binary_addition_data_are_correct_and_held_out():
