@@ -148,7 +148,7 @@ def _train(args):
     import numpy as np
 
     from . import bench
-    from .tasks import _MNIST, TASKS, PixelMNIST
+    from .tasks import _MNIST, TASKS, Copy, PixelMNIST
 
     task = copy.copy(TASKS[args.task])  # options such as --text set this run's copy only
     if args.plot:
@@ -163,6 +163,12 @@ def _train(args):
         if value and not applies:
             names = [n for n, t in TASKS.items() if isinstance(t, PixelMNIST if option == "--permute" else _MNIST)]
             print(f"fastrnn train: {option} applies to {' and '.join(names)} only", file=sys.stderr)
+            return 2
+    if isinstance(task, Copy):
+        return _copy(task, args)
+    for option, value in (("--synthetic-gradients", args.synthetic_gradients), ("--updates", args.updates)):
+        if value:
+            print(f"fastrnn train: {option} applies to the copy task only", file=sys.stderr)
             return 2
     if args.mnist is not None:
         task.path = args.mnist
@@ -179,6 +185,8 @@ def _train(args):
     options = task.fit_kwargs()
     if args.batch_size:
         options["batch_size"] = args.batch_size
+    if args.tbptt:
+        options["tbptt"] = args.tbptt
     epochs = args.epochs or task.epochs
     print(f"{task.name}: {task.description}")
     print(f"model: {model!r}")
@@ -294,6 +302,55 @@ def _cluster(args):
     return managed()
 
 
+def _copy(task, args):
+    """The copy task's curriculum: one run, or with --compare N the table of TBPTT(K) against
+    synthetic gradients(K) over the truncations of Jaderberg et al.'s Table 1 and N seeds."""
+    import time
+
+    from .tasks import COPY_TRUNCATIONS
+
+    hidden = args.hidden or task.hidden
+    updates = args.updates or 20_000
+    if args.synthetic_gradients and not args.tbptt:
+        print("fastrnn train: --synthetic-gradients needs --tbptt K (synthetic gradients join TBPTT windows)",
+              file=sys.stderr)
+        return 2
+    print(f"{task.name}: {task.description}")
+    print(f"model: {task.model(args.cell, hidden, args.backend, args.seed)!r}; batches of {task.batch}, "
+          f"{task.fit_kwargs()['optimizer']!r}; the length grows once the bits error is below {task.threshold} "
+          f"wrong bits per output step (measured every {task.per_stage} updates); budget {updates} updates")
+    if not args.compare:
+        began = time.perf_counter()
+        label = (f"synthetic gradients({args.tbptt})" if args.synthetic_gradients else
+                 f"TBPTT({args.tbptt})" if args.tbptt else "full BPTT")
+
+        def report(length, updates):
+            print(f"  length {length} solved after {updates} updates ({time.perf_counter() - began:.1f} s)",
+                  flush=True)
+
+        result = task.curriculum(args.tbptt, args.synthetic_gradients, updates=updates, seed=args.seed,
+                                 cell=args.cell, hidden=hidden, backend=args.backend, report=report)
+        print(f"{label}: longest length solved {result['longest']} in {result['updates']} updates "
+              f"(last bits error {result['error']:.2f}, at length {result['at']}); "
+              f"wall time {time.perf_counter() - began:.1f} s")
+        return 0
+    truncations = (args.tbptt,) if args.tbptt else COPY_TRUNCATIONS
+    print(f"longest length solved, seeds 0..{args.compare - 1} (and their mean)")
+    print("| K | TBPTT(K) | synthetic gradients(K) |")
+    print("|---:|---|---|")
+    for K in truncations:
+        cells = []
+        for synthetic in (False, True):
+            runs = [task.curriculum(K, synthetic, updates=updates, seed=seed, cell=args.cell, hidden=hidden,
+                                    backend=args.backend)["longest"] for seed in range(args.compare)]
+            cells.append(f"{', '.join(map(str, runs))} ({sum(runs) / len(runs):.1f})")
+        print(f"| {K} | {cells[0]} | {cells[1]} |", flush=True)
+    runs = [task.curriculum(None, False, updates=updates, seed=seed, cell=args.cell, hidden=hidden,
+                            backend=args.backend)["longest"] for seed in range(args.compare)]
+    print(f"| full BPTT | {', '.join(map(str, runs))} ({sum(runs) / len(runs):.1f}) | |")
+    return 0
+
+
 def _compare(task, args):
     from .tasks import compare
 
@@ -365,6 +422,12 @@ def main(argv=None):
     t.add_argument("--backend", choices=["numba", "numpy"], default="numba")
     t.add_argument("--seed", type=_non_negative, default=0)
     t.add_argument("--text", metavar="FILE", help="for the text task: train on this UTF-8 file instead")
+    t.add_argument("--tbptt", type=_positive, metavar="K", help="truncated BPTT every K steps (default: the task's "
+                   "own; for copy, full BPTT)")
+    t.add_argument("--synthetic-gradients", action="store_true",
+                   help="for copy: synthetic gradients between the TBPTT windows (with --tbptt)")
+    t.add_argument("--updates", type=_positive, default=None, metavar="N",
+                   help="for copy: the budget of updates (default 20000)")
     t.add_argument("--mnist", metavar="DIR", help="for the MNIST tasks: the full MNIST from DIR's four IDX files "
                    "(train-images-idx3-ubyte etc., optionally .gz) instead of the 5,000-image sample")
     t.add_argument("--permute", action="store_true",
@@ -376,8 +439,8 @@ def main(argv=None):
                    "worker processes (needs fastrnn[dask])")
     t.add_argument("--scheduler", metavar="ADDRESS", help="data-parallel training on an existing Dask cluster")
     t.add_argument("--compare", type=_positive, metavar="SEEDS",
-                   help="synthetic-gradient tasks: train plain TBPTT and synthetic gradients over this many "
-                        "seeds and print a table")
+                   help="synthetic-gradient tasks and copy: train plain TBPTT and synthetic gradients over "
+                        "this many seeds and print a table")
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: only on a terminal)")
     b = commands.add_parser("bench", help="time kernels against their NumPy references, side by side")

@@ -236,6 +236,67 @@ class PixelMNIST(_MNIST):
         return Model(DilatedRNN(cells, [2 ** i for i in range(self.layers)]), 10, readout="last", seed=seed)
 
 
+class Copy(Task):
+    """The copy task (Graves et al. 2014) with the curriculum of Jaderberg et al. 2016: a sequence
+    of ``length`` random 8-bit vectors, a delimiter, then the vectors asked back. Training starts
+    at length 1 on fresh data; every ``per_stage`` updates the bits error is measured on a fresh
+    batch, and once it is below ``threshold`` wrong bits per output step the length grows by one.
+    The result is the longest length solved within a budget of updates (:meth:`curriculum`)."""
+
+    threshold = 0.15
+    per_stage = 50
+    batch = 32
+    evaluation = 256
+
+    def data(self, size="full", seed=0, length=1):
+        n = self.batch * self.per_stage
+        return datasets.copy_task(n, length, seed=seed), datasets.copy_task(self.evaluation, length, seed=seed + 1)
+
+    def model(self, cell=None, hidden=None, backend="numba", seed=0, input_size=9):
+        core = _cell(cell or self.cell, 9, hidden or self.hidden, backend, seed)
+        return Model(core, 8, loss="sigmoid_cross_entropy", seed=seed)
+
+    def metric(self, model, test):
+        return "wrong bits per output step", bits_error(model, *test)
+
+    def curriculum(self, tbptt, synthetic, *, updates=20_000, seed=0, cell=None, hidden=None, backend="numba",
+                   report=None):
+        """Train one model through the curriculum: plain TBPTT(``tbptt``) (None: full BPTT), or with
+        synthetic gradients between its windows.
+
+        Returns {"longest": the longest length solved (0 for none), "updates": updates made,
+        "solved_at": the update count at which each length up to "longest" was solved,
+        "error": the last bits error measured, "at": the length it was measured at (the longest
+        solved if the last stage solved it, else the one after)}. ``report(length, updates)`` is
+        called as each length is solved.
+        """
+        model = self.model(cell, hidden, backend, seed)
+        optimizer = self.fit_kwargs()["optimizer"]
+        module = SyntheticGradients() if synthetic else None
+        rng = np.random.default_rng(seed)
+        length, done, solved_at, error, at = 1, 0, [], math.nan, 1
+        while done < updates:
+            train, test = self.data(seed=int(rng.integers(2**31)), length=length)
+            model.fit(*train, epochs=1, batch_size=self.batch, optimizer=optimizer, tbptt=tbptt,
+                      synthetic_gradients=module, progress=False)
+            done += self.per_stage
+            error, at = bits_error(model, *test), length
+            if error < self.threshold:
+                solved_at.append(done)
+                if report is not None:
+                    report(length, done)
+                length += 1
+        return {"longest": len(solved_at), "updates": done, "solved_at": solved_at, "error": error, "at": at}
+
+
+def bits_error(model, X, Y):
+    """Wrong bits per output step of the copy task: the outputs after the delimiter, each bit
+    predicted as 1 where its probability exceeds 1/2."""
+    length = (X.shape[1] - 1) // 2
+    wrong = (model.predict(X)[:, length + 1:] > 0.5) != (Y[:, length + 1:] > 0.5)
+    return float(wrong.sum(axis=-1).mean())
+
+
 TASKS = {task.name: task for task in (
     BinaryAddition("binary-addition", "8-bit binary addition, bits least-significant first (sigmoid RNN)",
                    cell="rnn-sigmoid", hidden=16, epochs=12, target=1.0,
@@ -266,7 +327,14 @@ TASKS = {task.name: task for task in (
     PixelMNIST("pixel-mnist", "pixel-by-pixel MNIST, T = 784 (Dilated RNN: 9 GRU layers of 20, dilations 1..256)",
                cell="gru", hidden=20, epochs=30, target=0.93, small_reaches_target=False,
                fit_options={"batch_size": 128, "optimizer": lambda: RMSProp(0.001)}),
+    Copy("copy", "the copy task with a curriculum on its length (LSTM); TBPTT(K), or synthetic gradients by "
+         "--synthetic-gradients", cell="lstm", hidden=64, epochs=1, target=None,
+         fit_options={"optimizer": lambda: Adam(0.003)}),
 )}
+
+
+#: The truncations of the copy-task table (Jaderberg et al.'s Table 1).
+COPY_TRUNCATIONS = (2, 3, 4, 5, 8)
 
 
 def compare(task, seeds, *, backend="numba", size="full", epochs=None):

@@ -406,6 +406,48 @@ def test_mnist_options_belong_to_the_mnist_tasks(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+def test_copy_bits_error_counts_wrong_bits_per_output_step():
+    from fastrnn.tasks import bits_error
+
+    X, Y = datasets.copy_task(4, 3)
+
+    class Oracle:  # predicts the targets, then one bit wrong in every output step of sequence 0
+        def __init__(self, flip):
+            self.flip = flip
+
+        def predict(self, X):
+            p = Y.copy()
+            if self.flip:
+                p[0, 4:, 0] = 1.0 - p[0, 4:, 0]
+            return p
+
+    assert bits_error(Oracle(False), X, Y) == 0.0
+    assert bits_error(Oracle(True), X, Y) == pytest.approx(1 / 4)  # 3 of 12 output steps, one bit each
+
+
+@pytest.mark.parametrize("tbptt, synthetic", [(None, False), (3, True)])
+def test_copy_curriculum_lengthens_the_sequence_once_solved(tbptt, synthetic):
+    lengths = []
+    result = TASKS["copy"].curriculum(tbptt, synthetic, updates=800,
+                                      report=lambda length, updates: lengths.append((length, updates)))
+    assert result["updates"] == 800 and result["longest"] >= 1  # length 1 takes ~400 updates
+    assert [length for length, _ in lengths] == list(range(1, result["longest"] + 1))
+    assert result["solved_at"] == [updates for _, updates in lengths] == sorted(result["solved_at"])
+    if result["at"] > result["longest"]:  # the length it stopped at is not solved yet
+        assert result["at"] == result["longest"] + 1 and result["error"] >= TASKS["copy"].threshold
+    else:
+        assert result["at"] == result["longest"] and result["error"] < TASKS["copy"].threshold
+
+
+def test_fastrnn_train_copy(capsys):
+    assert main(["train", "copy", "--tbptt", "2", "--synthetic-gradients", "--updates", "100", "--hidden", "8"]) == 0
+    assert "synthetic gradients(2): longest length solved" in capsys.readouterr().out
+    assert main(["train", "copy", "--synthetic-gradients"]) == 2
+    assert "--synthetic-gradients needs --tbptt K" in capsys.readouterr().err
+    assert main(["train", "digits", "--updates", "5"]) == 2
+    assert "--updates applies to the copy task only" in capsys.readouterr().err
+
+
 def test_binary_addition_data_are_correct_and_held_out():
     (X, Y), (Xt, Yt) = datasets.binary_addition(300, 100, seed=1)
     weights = 2 ** np.arange(8)
