@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .cells import IntersectionRNN
-from .registry import BY_NAME, CASES, STACKS, api_step, make_inputs, train_step
+from .registry import BY_NAME, CASES, STACKS, StackCase, api_step, make_inputs, train_step
 from .stacks import Bidirectional, DilatedRNN
 
 
@@ -94,20 +94,23 @@ def gemm_rate(dtype, size=512, repeat=5):
 
 def torch_step(case, size, dtype, seed=0):
     """PyTorch's fused nn.RNN/GRU/LSTM forward + backward on the same work, or None where there
-    is none (sigmoid RNN, UGRNN, +RNN, stacks) or torch is not installed."""
+    is none (sigmoid RNN, UGRNN, +RNN, stacks holding them or LSTMs or bidirectional layers) or
+    torch is not installed. A dilated stack becomes PyTorch layers over the same interleaved chains."""
     try:
         import torch  # noqa: PLC0415
     except ImportError:
         return None
-    name = case.name
     makers = {"rnn-tanh": lambda I, H: torch.nn.RNN(I, H, nonlinearity="tanh"),
               "rnn-relu": lambda I, H: torch.nn.RNN(I, H, nonlinearity="relu"),
               "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}
-    if name not in makers:
-        return None
     T, B, I, H = size
     torch_dtype = getattr(torch, np.dtype(dtype).name)
     torch.manual_seed(seed)
+    if isinstance(case, StackCase):
+        return _torch_dilated_step(torch, makers, case, size, torch_dtype, seed)
+    name = case.name
+    if name not in makers:
+        return None
     layer = makers[name](I, H).to(torch_dtype)
     rng = np.random.default_rng(seed)
     x = torch.tensor(rng.standard_normal((T, B, I)), dtype=torch_dtype, requires_grad=True)
@@ -119,6 +122,46 @@ def torch_step(case, size, dtype, seed=0):
         for tensor in (x, h0, *layer.parameters()):
             tensor.grad = None
         y, _ = layer(x, state)
+        y.backward(dy)
+
+    return step
+
+
+def _torch_dilated_step(torch, makers, case, size, torch_dtype, seed):
+    """A dilated stack of PyTorch's fused layers, each run over its interleaved chains exactly as
+    :func:`fastrnn.stacks.dilated_forward` splits them (T = q d + r: r chains of q + 1 steps, d - r
+    of q steps), from zero states; None if a layer has no PyTorch twin (or is bidirectional)."""
+    if any(not isinstance(kind, str) or kind not in makers for kind, _ in case.layers):
+        return None
+    T, B, I, H = size
+    layers = [makers[kind](I if i == 0 else H, H).to(torch_dtype) for i, (kind, _) in enumerate(case.layers)]
+    rng = np.random.default_rng(seed)
+    x = torch.tensor(rng.standard_normal((T, B, I)), dtype=torch_dtype, requires_grad=True)
+    dy = torch.tensor(rng.standard_normal((T, B, H)), dtype=torch_dtype)
+
+    def dilated(layer, d, a):
+        q, r = divmod(T, d)
+        F = a.shape[2]
+        body = a[:q * d].reshape(q, d, B, F)
+        outputs = []
+        if r:
+            first = torch.cat([body[:, :r], a[q * d:][None]]).reshape(q + 1, r * B, F)
+            outputs.append(layer(first)[0].reshape(q + 1, r, B, -1))
+        if q:
+            outputs.append(layer(body[:, r:].reshape(q, (d - r) * B, F))[0].reshape(q, d - r, B, -1))
+        if not r:
+            return outputs[0].reshape(T, B, -1)
+        head = outputs[0]
+        steps = torch.cat([head[:q], outputs[1]], dim=1).reshape(q * d, B, -1) if q else None
+        tail = head[q]
+        return torch.cat([steps, tail]) if steps is not None else tail
+
+    def step():
+        for tensor in (x, *(p for layer in layers for p in layer.parameters())):
+            tensor.grad = None
+        y = x
+        for layer, (_, d) in zip(layers, case.layers):
+            y = dilated(layer, d, y)
         y.backward(dy)
 
     return step

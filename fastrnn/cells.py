@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from . import _validation as v
+from ._workspace import Workspace
 from .compilation import first_call
 
 BACKENDS = {"numba": "fastrnn.kernels", "numpy": "fastrnn.reference"}
@@ -68,6 +69,9 @@ class Cell:
         # A numba cell's first forward and first backward go through compilation.first_call,
         # which says when a kernel has to be compiled.
         self._fresh = {"forward", "backward"} if backend == "numba" else set()
+        # The output, tape and dx of a call are written into those of an earlier call once nothing
+        # refers to them any more (fastrnn._workspace: fresh pages cost a third of a large forward).
+        self._workspace = Workspace()
 
     def _what(self, direction):
         return f"{type(self).__name__} {self.dtype.name} {direction}"
@@ -173,9 +177,10 @@ class Cell:
         x = v.as_float_array("x", x, self.dtype, (None, None, self.input_size), "T, B, input_size")
         T, B, _ = x.shape
         states = self._states("state", state, B)
-        y = np.empty((T, B, self.output_size), self.dtype)
+        space = self._workspace
+        y = space.empty("y", (T, B, self.output_size), self.dtype)
         final = [np.empty((B, self.hidden_size), self.dtype) for _ in states]
-        tape = [np.empty(shape, self.dtype) for shape in self._tape_shapes(T, B)]
+        tape = [space.empty(i, shape, self.dtype) for i, shape in enumerate(self._tape_shapes(T, B))]
         args = (x, *states, *self._param_list(), *self._options(), y, *final, *tape)
         if "forward" in self._fresh:
             first_call(self._impl.forward_into, args, self._what("forward"))
@@ -218,7 +223,7 @@ class Cell:
         dy = v.as_float_array("dy", dy, self.dtype, (T, B, self.output_size), "T, B, output_size of the tape")
         dstates = self._states("dstate", dstate, B)
         grads = {name: np.empty(shape, self.dtype) for name, shape in self._shapes.items()}
-        dx = np.empty_like(tape.x)
+        dx = self._workspace.empty("dx", tape.x.shape, self.dtype)
         dstate0 = [np.empty_like(d) for d in dstates]
         args = (tape.x, *self._param_list(), *self._options(), *tape.arrays, dy, *dstates, k, *grads.values(), dx,
                 *dstate0)

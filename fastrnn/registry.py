@@ -81,6 +81,9 @@ STACKS = (
     StackCase("gru-dilated-1-2-4", (("gru", 1), ("gru", 2), ("gru", 4))),
     # Every kind of cell in one stack, a bidirectional layer, and dilations that do not divide T.
     StackCase("mixed-dilated", (("rnn-tanh", 1), (("lstm", "irnn"), 3), ("ugrnn", 7)), sizes=((64, 8, 8, 32),)),
+    # Chang et al.'s pixel-by-pixel MNIST network (the pixel-mnist task): 9 GRU layers of 20 units,
+    # dilations 1, 2, ..., 256, one pixel per step, batch 128.
+    StackCase("pixel-mnist-gru", tuple(("gru", 2 ** i) for i in range(9)), sizes=((784, 128, 1, 20),)),
 )
 
 BY_NAME = {case.name: case for case in CASES + STACKS}

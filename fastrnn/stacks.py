@@ -49,24 +49,33 @@ def check_state(name, value, template, lead, dtype, hint):
 
 # -- one dilated layer over interleaved chains ----------------------------------------------
 
-def _gather(a, d):
+def _gather(a, d, space, name):
     """(T, B, F) -> the steps of chains 0..r-1, (q+1, r*B, F), and of chains r..d-1, (q, (d-r)*B, F).
 
     Row j*B + b of a group's step i is batch entry b of chain (first chain of the group + j).
-    Either group may be empty (None).
+    Either group may be empty (None). The second is a view of ``a``; the first, a copy unless
+    d divides T, is taken from the workspace ``space`` under ``name``.
     """
     T, B, F = a.shape
     q, r = divmod(T, d)
     body = a[:q * d].reshape(q, d, B, F)
-    first = np.concatenate([body[:, :r], a[q * d:][None]]).reshape(q + 1, r * B, F) if r else None
+    first = None
+    if r:
+        first = space.empty(name, (q + 1, r, B, F), a.dtype)
+        first[:q] = body[:, :r]
+        first[q] = a[q * d:]
+        first = first.reshape(q + 1, r * B, F)
     rest = body[:, r:].reshape(q, (d - r) * B, F) if q else None
     return first, rest
 
 
-def _scatter(first, rest, T, d, B, dtype):
-    """Inverse of :func:`_gather`."""
+def _scatter(first, rest, T, d, B, dtype, space, name):
+    """Inverse of :func:`_gather`: a view of ``rest`` when d divides T, else an array of the
+    workspace ``space``."""
     F = (first if first is not None else rest).shape[2]
-    out = np.empty((T, B, F), dtype)
+    if first is None:
+        return rest.reshape(T, B, F)  # step i of chain j is step i*d + j: rest's own order
+    out = space.empty(name, (T, B, F), dtype)
     q, r = divmod(T, d)
     body = out[:q * d].reshape(q, d, B, F)
     if r:
@@ -95,7 +104,8 @@ def dilated_forward(cell, d, x, state):
     whose leaves are (d, B, F), oldest first. Returns ``y``, the new state and a tape."""
     T, B, _ = x.shape
     q, r = divmod(T, d)
-    x_first, x_rest = _gather(x, d)
+    space = cell._workspace
+    x_first, x_rest = _gather(x, d, space, "dilated x")
     ys, finals, tapes = [None, None], [None, None], [None, None]
     # Chains 0..r-1 start from entries 0..r-1 of the state and end at the last r steps;
     # chains r..d-1 start from entries r..d-1 and end at steps T-d ... T-r-1 (or, with q = 0,
@@ -107,7 +117,7 @@ def dilated_forward(cell, d, x, state):
         ys[1], finals[1], tapes[1] = cell.forward(x_rest, rest_state)
     else:
         finals[1] = rest_state
-    y = _scatter(ys[0], ys[1], T, d, B, cell.dtype)
+    y = _scatter(ys[0], ys[1], T, d, B, cell.dtype, space, "dilated y")
     # New state entry i is h_{T-d+i}: the chains r..d-1 end first, then 0..r-1.
     parts = [f for f in (finals[1], finals[0]) if f is not None]
     new_state = tree_map(lambda *fs: np.concatenate([f.reshape(-1, B, f.shape[1]) for f in fs]), *parts)
@@ -118,7 +128,8 @@ def dilated_backward(cell, d, tape, dy, dstate, truncate):
     """Backward of :func:`dilated_forward`; ``truncate`` counts the chain's own transitions."""
     T, B = tape.T, tape.B
     q, r = divmod(T, d)
-    dy_first, dy_rest = _gather(dy, d)
+    space = cell._workspace
+    dy_first, dy_rest = _gather(dy, d, space, "dilated dy")
     grads, dxs, dstarts = [], [None, None], [None, None]
     if r:
         g, dxs[0], dstarts[0] = cell.backward(tape.first, dy_first, tree_map(lambda s: _rows(s, d - r, d), dstate),
@@ -131,7 +142,7 @@ def dilated_backward(cell, d, tape, dy, dstate, truncate):
     else:
         dstarts[1] = rest_dstate  # chains that ran no step pass their gradient straight through
     total = {name: sum(g[name] for g in grads) for name in grads[0]}
-    dx = _scatter(dxs[0], dxs[1], T, d, B, cell.dtype)
+    dx = _scatter(dxs[0], dxs[1], T, d, B, cell.dtype, space, "dilated dx")
     parts = [s for s in dstarts if s is not None]
     dstart = tree_map(lambda *ss: np.concatenate([s.reshape(-1, B, s.shape[1]) for s in ss]), *parts)
     return total, dx, dstart
