@@ -191,9 +191,14 @@ def recur_forward(cell, option, xt, h0, c0, w_ih, w_hh, b_ih, b_hh, hs, cs, ys, 
     H = hs.shape[2]
     C = cs.shape[2]
     G = w_ih.shape[0]
-    # All input projections in one (T*B, I) x (I, G) GEMM instead of T small ones.
-    xp = np.empty((T, B, G), dtype=xt.dtype)
-    mm_abt(xt.reshape(T * B, I), w_ih, prepare(T * B, w_ih.T), xp.reshape(T * B, G))
+    # The input projections of a block of `span` steps (about BLOCK_ROWS rows) in one GEMM,
+    # rather than T small ones, and rather than all T at once: a (T, B, G) array of them went out
+    # to memory and back, on fresh pages at every call (GRU at T=784, B=128, H=20: 24 MB).
+    span = min(T, max(1, BLOCK_ROWS // B))
+    xp = np.empty((span, B, G), dtype=xt.dtype)
+    x_rows = xt.reshape(T * B, I)
+    xp_rows = xp.reshape(span * B, G)
+    w_ih_packed = prepare(span * B, w_ih.T)
     # Packed once, multiplied by at every step.
     w_hh_packed = prepare(B, w_hh.T)
     hp = np.empty((B, G), dtype=xt.dtype)
@@ -202,9 +207,15 @@ def recur_forward(cell, option, xt, h0, c0, w_ih, w_hh, b_ih, b_hh, hs, cs, ys, 
             hs[0, b, i] = h0[b, i]
         for i in range(C):
             cs[0, b, i] = c0[b, i]
-    for t in range(T):
-        mm_abt(hs[t], w_hh, w_hh_packed, hp)
-        steps.forward(cell, option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)
+    for first in range(0, T, span):
+        n = min(span, T - first)
+        mm_abt(x_rows[first * B:(first + n) * B], w_ih, w_ih_packed, xp_rows[:n * B])
+        # The step reads xp[t] and the other arrays at t: views starting at the block's first
+        # step keep its contract (one index for all).
+        xb, hb, cb, yb, kb = xt[first:], hs[first:], cs[first:], ys[first:], cache[first:]
+        for t in range(n):
+            mm_abt(hb[t], w_hh, w_hh_packed, hp)
+            steps.forward(cell, option, t, xp, b_ih, hp, b_hh, xb, hb, cb, yb, kb)
 
 
 @inlined
