@@ -213,20 +213,24 @@ PERMUTATION_SEED = 784
 
 
 class PixelMNIST(_MNIST):
-    """Pixel-by-pixel MNIST (Chang et al. 2017): one pixel per step (T = 784), read row by row or,
-    with ``permute``, in one fixed random order; 9 layers of 20 units, dilations 1, 2, ..., 256,
-    float32, label at the last step."""
+    """Pixel-by-pixel MNIST (Chang et al. 2017): one standardised pixel per step (T = 784), read
+    row by row or, with ``permute``, in one fixed random order; 9 layers of 20 units, dilations 1,
+    2, ..., 256, float32, label at the last step."""
 
     permute = False
     layers = 9
 
     def data(self, size="full", seed=0):
+        """Pixels standardised by the training images' mean and standard deviation (most are 0:
+        on [0, 1] the network learnt more slowly, 56% against 65% test accuracy after 17 epochs)."""
         order = np.random.default_rng(PERMUTATION_SEED).permutation(784) if self.permute else np.arange(784)
+        (X, y), (Xt, yt) = self.images(size, seed)
+        mean, std = X.mean(dtype=np.float64), X.std(dtype=np.float64)
 
         def pixels(images):
-            return (images.reshape(len(images), 784)[:, order] / np.float32(255.0)).astype(np.float32)[:, :, None]
+            flat = images.reshape(len(images), 784)[:, order]
+            return ((flat - mean) / std).astype(np.float32)[:, :, None]
 
-        (X, y), (Xt, yt) = self.images(size, seed)
         return (pixels(X), y), (pixels(Xt), yt)
 
     def model(self, cell=None, hidden=None, backend="numba", seed=0, input_size=1):
