@@ -18,7 +18,7 @@ class TimeTrainingStep:
         task = TASKS[task]
         (X, Y), _ = task.data("small", seed=0)
         options = task.fit_kwargs()
-        batch = options["batch_size"]
+        batch = options.get("batch_size", getattr(task, "batch", 32))  # copy sets its batch itself
         model = task.model(backend=backend, seed=0, input_size=X.shape[2])
         self.step = model.training_step(X[:batch], Y[:batch], optimizer=options["optimizer"],
                                         tbptt=options.get("tbptt"), truncate=options.get("truncate"),
