@@ -12,9 +12,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ._workspace import Workspace
 from .cells import IntersectionRNN
 from .registry import BY_NAME, CASES, STACKS, StackCase, api_step, make_inputs, train_step
-from .stacks import Bidirectional, DilatedRNN
+from .stacks import Bidirectional, DilatedRNN, _gather
 
 
 @dataclass
@@ -139,31 +140,35 @@ def _torch_dilated_step(torch, makers, case, size, torch_dtype, seed):
     x = torch.tensor(rng.standard_normal((T, B, I)), dtype=torch_dtype, requires_grad=True)
     dy = torch.tensor(rng.standard_normal((T, B, H)), dtype=torch_dtype)
 
+    def chains(d):
+        """Row indices into a (T*B, F) array for the chain groups of dilation d, as the stack's own
+        :func:`fastrnn.stacks._gather` forms them, and the inverse order back to (T*B)."""
+        groups = [g[..., 0] for g in _gather(np.arange(T * B).reshape(T, B, 1), d, Workspace(), "rows")
+                  if g is not None]
+        inverse = np.argsort(np.concatenate([g.ravel() for g in groups]))
+        return [(torch.from_numpy(g.ravel()), g.shape) for g in groups], torch.from_numpy(inverse)
+
+    orders = {d: chains(d) for _, d in case.layers if T % d}
+
     def dilated(layer, d, a):
-        q, r = divmod(T, d)
-        F = a.shape[2]
-        body = a[:q * d].reshape(q, d, B, F)
-        outputs = []
-        if r:
-            first = torch.cat([body[:, :r], a[q * d:][None]]).reshape(q + 1, r * B, F)
-            outputs.append(layer(first)[0].reshape(q + 1, r, B, -1))
-        if q:
-            outputs.append(layer(body[:, r:].reshape(q, (d - r) * B, F))[0].reshape(q, d - r, B, -1))
-        if not r:
-            return outputs[0].reshape(T, B, -1)
-        head = outputs[0]
-        steps = torch.cat([head[:q], outputs[1]], dim=1).reshape(q * d, B, -1) if q else None
-        tail = head[q]
-        return torch.cat([steps, tail]) if steps is not None else tail
+        if d not in orders:  # d divides T: the chains are a's own rows, as in the stack (a view)
+            return layer(a.reshape(T // d, d * B, -1))[0].reshape(T, B, -1)
+        groups, inverse = orders[d]
+        flat = a.reshape(T * B, -1)
+        outputs = [layer(flat[rows].reshape(*shape, -1))[0].reshape(-1, H) for rows, shape in groups]
+        return torch.cat(outputs)[inverse].reshape(T, B, -1)
+
+    def forward(a):
+        for layer, (_, d) in zip(layers, case.layers):
+            a = dilated(layer, d, a)
+        return a
 
     def step():
         for tensor in (x, *(p for layer in layers for p in layer.parameters())):
             tensor.grad = None
-        y = x
-        for layer, (_, d) in zip(layers, case.layers):
-            y = dilated(layer, d, y)
-        y.backward(dy)
+        forward(x).backward(dy)
 
+    step.layers, step.forward = layers, forward  # for the test that checks this twin computes the stack
     return step
 
 

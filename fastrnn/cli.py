@@ -335,19 +335,19 @@ def _copy(task, args):
               f"wall time {time.perf_counter() - began:.1f} s")
         return 0
     truncations = (args.tbptt,) if args.tbptt else COPY_TRUNCATIONS
+
+    def longest(K, synthetic):
+        """Each seed's longest length solved, and their mean, as a table cell."""
+        runs = [task.curriculum(K, synthetic, updates=updates, seed=seed, cell=args.cell, hidden=hidden,
+                                backend=args.backend)["longest"] for seed in range(args.compare)]
+        return f"{', '.join(map(str, runs))} ({sum(runs) / len(runs):.1f})"
+
     print(f"longest length solved, seeds 0..{args.compare - 1} (and their mean)")
     print("| K | TBPTT(K) | synthetic gradients(K) |")
     print("|---:|---|---|")
     for K in truncations:
-        cells = []
-        for synthetic in (False, True):
-            runs = [task.curriculum(K, synthetic, updates=updates, seed=seed, cell=args.cell, hidden=hidden,
-                                    backend=args.backend)["longest"] for seed in range(args.compare)]
-            cells.append(f"{', '.join(map(str, runs))} ({sum(runs) / len(runs):.1f})")
-        print(f"| {K} | {cells[0]} | {cells[1]} |", flush=True)
-    runs = [task.curriculum(None, False, updates=updates, seed=seed, cell=args.cell, hidden=hidden,
-                            backend=args.backend)["longest"] for seed in range(args.compare)]
-    print(f"| full BPTT | {', '.join(map(str, runs))} ({sum(runs) / len(runs):.1f}) | |")
+        print(f"| {K} | {longest(K, False)} | {longest(K, True)} |", flush=True)
+    print(f"| full BPTT | {longest(None, False)} | |")
     return 0
 
 

@@ -92,3 +92,19 @@ def test_bench_training_reports_every_backend(capsys):
     out = capsys.readouterr().out
     assert "| rnn-sigmoid | float64 | 8 | 1 | 2 | 16 |" in out
     assert "fastrnn numba" in out and "classic NumPy program" in out and "x the classic program" in out
+
+
+def test_the_pytorch_twin_of_a_dilated_stack_computes_the_stack():
+    """`fastrnn bench --against torch` runs PyTorch layers over the same interleaved chains; with
+    the same weights (through from_torch) they give the stack's outputs, d dividing T or not."""
+    torch = pytest.importorskip("torch")
+    from fastrnn.registry import StackCase
+
+    case = StackCase("twin", (("gru", 1), ("gru", 4), ("lstm", 3), ("rnn-tanh", 16)))
+    T, B, I, H = 10, 3, 2, 5
+    step = bench.torch_step(case, (T, B, I, H), "float64")
+    x = np.random.default_rng(0).standard_normal((T, B, I))
+    want = step.forward(torch.tensor(x)).detach().numpy()
+    stack = fastrnn.DilatedRNN([fastrnn.from_torch(layer) for layer in step.layers], [d for _, d in case.layers])
+    np.testing.assert_allclose(stack.forward(x)[0], want, rtol=1e-12, atol=1e-12)
+    step()  # and its forward + backward runs

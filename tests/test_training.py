@@ -443,6 +443,9 @@ def test_copy_curriculum_lengthens_the_sequence_once_solved(tbptt, synthetic):
 def test_fastrnn_train_copy(capsys):
     assert main(["train", "copy", "--tbptt", "2", "--synthetic-gradients", "--updates", "100", "--hidden", "8"]) == 0
     assert "synthetic gradients(2): longest length solved" in capsys.readouterr().out
+    assert main(["train", "copy", "--compare", "1", "--tbptt", "2", "--updates", "50", "--hidden", "8"]) == 0
+    table = capsys.readouterr().out
+    assert "| K | TBPTT(K) | synthetic gradients(K) |" in table and "\n| 2 | " in table and "| full BPTT | " in table
     assert main(["train", "copy", "--synthetic-gradients"]) == 2
     assert "--synthetic-gradients needs --tbptt K" in capsys.readouterr().err
     assert main(["train", "digits", "--updates", "5"]) == 2

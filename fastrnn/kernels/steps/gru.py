@@ -8,9 +8,10 @@ instead of short loops per row: at H = 20 a row's loops of 40 and 20 left scalar
 and 4 elements, and those scalar activations took most of the step (GRU forward at T=784, B=128).
 The cheap sums around them stay per row; the arithmetic is the same, in the same order.
 Measured against the row-by-row step (one run, float64 / float32): 784x128x20x20 forward+backward
-82 -> 65 ms / 61 -> 49 ms; 100x32x256x256 and 100x16x64x64 within noise; with a batch of one the
-two extra loops cost 10-25% (100x1x2x16: 53 -> 67 us). Keeping the row-by-row step for B = 1 as
-well cost 1.8 s more compile time per forward kernel, so it is not kept.
+82 -> 65 ms / 61 -> 49 ms; 100x32x256x256 and 100x16x64x64 within noise; with a batch of one,
+where the batch-wide loops are the row's own, the extra loop and the activations' passes of their
+own cost 10-25% (100x1x2x16: 53 -> 67 us). Keeping the row-by-row step for B = 1 as well cost
+1.8 s more compile time per forward kernel, so it is not kept.
 
 The hidden-side gradient differs from the input-side one in the n block (it is multiplied by r),
 so the driver runs this cell with ``separate_hh``.
