@@ -42,8 +42,10 @@ class History(dict):
         self.seconds = []
 
     def append(self, metrics):
+        # Python floats, whatever the dtype that computed them: a float32 model's NumPy scalars
+        # would not go into a checkpoint's JSON.
         for key, value in metrics.items():
-            self.setdefault(key, []).append(value)
+            self.setdefault(key, []).append(float(value))
 
 
 class _Head:

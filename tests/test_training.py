@@ -218,6 +218,25 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(resumed.params[name], whole.params[name])
 
 
+def test_a_float32_dilated_run_checkpoints_and_resumes(tmp_path):
+    """A float32 stack trains through the Python loop, whose metrics are float32 scalars."""
+    path = tmp_path / "run.npz"
+    X = np.random.default_rng(0).standard_normal((24, 6, 1)).astype(np.float32)
+    Y = (X.sum(axis=(1, 2)) > 0).astype(np.int64)
+
+    def run(epochs, **options):
+        cells = [fastrnn.GRU(1, 4, seed=0, dtype="float32"), fastrnn.GRU(4, 4, seed=1, dtype="float32")]
+        model = fastrnn.Model(fastrnn.DilatedRNN(cells, [1, 2]), 2, readout="last", seed=0)
+        return model.fit(X, Y, epochs=epochs, batch_size=8, optimizer="rmsprop", validation=(X, Y),
+                         progress=False, **options)
+
+    whole = run(3)
+    run(2, checkpoint=path)
+    resumed = run(3, checkpoint=path, resume=True)
+    assert resumed == whole
+    assert all(type(value) is float for values in resumed.values() for value in values)
+
+
 def test_save_and_load_round_trip(tmp_path):
     core = fastrnn.DilatedRNN([fastrnn.Bidirectional(fastrnn.LSTM(2, 3, seed=0), fastrnn.RNN(2, 2, "relu", seed=1)),
                                fastrnn.IntersectionRNN(5, 4, seed=2)], [1, 3])
