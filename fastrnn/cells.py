@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from . import _validation as v
-from ._workspace import Workspace
+from ._workspace import LARGE, Workspace
 from .compilation import first_call
 
 BACKENDS = {"numba": "fastrnn.kernels", "numpy": "fastrnn.reference"}
@@ -72,6 +72,11 @@ class Cell:
         # The output, tape and dx of a call are written into those of an earlier call once nothing
         # refers to them any more (fastrnn._workspace: fresh pages cost a third of a large forward).
         self._workspace = Workspace()
+        # The parameter list as last checked, and whether any parameter is absent (grads then
+        # leave it out): at 8x1x2x16 these per-call checks cost as much as the kernel itself.
+        self._checked = None
+        self._shapes_by_size = {}
+        self._all_present = all(placeholder is None for _, _, placeholder in self._layout)
 
     def _what(self, direction):
         return f"{type(self).__name__} {self.dtype.name} {direction}"
@@ -90,6 +95,19 @@ class Cell:
 
     def _options(self):
         return ()
+
+    def _output_shapes(self, T, B):
+        """(y's shape, the tape's shapes, whether all are too small for the workspace) of a
+        forward over (T, B), remembered for the last few (T, B)."""
+        key = (T, B)
+        known = self._shapes_by_size.get(key)
+        if known is None:
+            y_shape, tape_shapes = (T, B, self.output_size), tuple(self._tape_shapes(T, B))
+            small = max(math.prod(shape) for shape in (y_shape, *tape_shapes)) * self.dtype.itemsize < LARGE
+            if len(self._shapes_by_size) >= 16:
+                self._shapes_by_size.clear()
+            known = self._shapes_by_size[key] = (y_shape, tape_shapes, small)
+        return known
 
     def _tape_shapes(self, T, B):
         """Shapes of the tape arrays that forward fills (the hidden states, for the plain RNN)."""
@@ -120,8 +138,17 @@ class Cell:
     def _param_list(self):
         """The kernels' parameter arguments in their order, each checked (the arrays are live:
         the user may have replaced one); an absent parameter is an empty placeholder."""
+        params, dtype, checked = self.params, self.dtype, self._checked
+        if checked is not None:
+            # The same array objects as at the last check, with the same shape and dtype (both
+            # assignable in place): nothing that check looked at can have changed.
+            for (name, shape, placeholder), array in zip(self._layout, checked):
+                if placeholder is None and (params.get(name) is not array or array.shape != shape
+                                            or array.dtype is not dtype):
+                    break
+            else:
+                return checked
         arrays = []
-        params, dtype = self.params, self.dtype
         for name, shape, placeholder in self._layout:
             if placeholder is not None:
                 arrays.append(placeholder)
@@ -132,6 +159,7 @@ class Cell:
                     or not array.flags.c_contiguous:
                 v.check_param(name, array, dtype, shape)
             arrays.append(array)
+        self._checked = arrays
         return arrays
 
     # -- state handling -----------------------------------------------------------------------
@@ -141,7 +169,7 @@ class Cell:
         n = len(self._state_names)
         shape = (batch, self.hidden_size)
         if state is None:
-            return [np.zeros(shape, self.dtype) for _ in range(n)]
+            return [np.zeros(shape, self.dtype)] if n == 1 else [np.zeros(shape, self.dtype) for _ in range(n)]
         if n == 1:
             return [v.as_float_array(name, state, self.dtype, shape, "batch, hidden_size")]
         if not isinstance(state, (tuple, list)) or len(state) != n:
@@ -177,10 +205,16 @@ class Cell:
         x = v.as_float_array("x", x, self.dtype, (None, None, self.input_size), "T, B, input_size")
         T, B, _ = x.shape
         states = self._states("state", state, B)
-        space = self._workspace
-        y = space.empty("y", (T, B, self.output_size), self.dtype)
-        final = [np.empty((B, self.hidden_size), self.dtype) for _ in states]
-        tape = [space.empty(i, shape, self.dtype) for i, shape in enumerate(self._tape_shapes(T, B))]
+        dtype = self.dtype
+        y_shape, tape_shapes, small = self._output_shapes(T, B)
+        final = [np.empty((B, self.hidden_size), dtype) for _ in states]
+        if small:
+            y = np.empty(y_shape, dtype)
+            tape = [np.empty(shape, dtype) for shape in tape_shapes]
+        else:
+            space = self._workspace
+            y = space.empty("y", y_shape, dtype)
+            tape = [space.empty(i, shape, dtype) for i, shape in enumerate(tape_shapes)]
         args = (x, *states, *self._param_list(), *self._options(), y, *final, *tape)
         if "forward" in self._fresh:
             first_call(self._impl.forward_into, args, self._what("forward"))
@@ -232,7 +266,8 @@ class Cell:
             self._fresh.discard("backward")
         else:
             self._impl.backward_into(*args)
-        grads = {name: grad for name, grad in grads.items() if self._present(grad.shape)}
+        if not self._all_present:
+            grads = {name: grad for name, grad in grads.items() if self._present(grad.shape)}
         return grads, dx, self._pack(dstate0)
 
     def __repr__(self):

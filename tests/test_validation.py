@@ -141,6 +141,27 @@ def test_tape_from_another_cell(case, run):
         other.backward({}, np.ones_like(y))
 
 
+def test_params_are_checked_again_after_a_call(cell):
+    """The cell skips re-checking parameters it has already seen; a replaced array, or one
+    reshaped or retyped in place, is still checked (and a good replacement is used)."""
+    x = np.random.default_rng(0).standard_normal((3, 1, 3))
+    y, _, _ = cell.forward(x)
+    weight = cell.params["weight_hh"]
+    rows = weight.shape[0]
+    weight.shape = (rows * 4,)
+    with pytest.raises(ValueError, match=rf"params\['weight_hh'\]: expected a float64 array of shape \({rows}, 4\)"):
+        cell.forward(x)
+    weight.shape = (rows, 4)
+    cell.params["weight_hh"] = weight.astype(np.float32)
+    with pytest.raises(ValueError, match=r"params\['weight_hh'\]: expected a float64 array"):
+        cell.forward(x)
+    cell.params["weight_hh"] = weight * 2.0
+    doubled, _, _ = cell.forward(x)
+    assert not np.array_equal(doubled, y)
+    cell.params["weight_hh"] = weight
+    np.testing.assert_array_equal(cell.forward(x)[0], y)
+
+
 def test_replaced_param_with_wrong_shape(cell):
     rows = cell.params["weight_hh"].shape[0]  # H times the number of gate blocks
     cell.params["weight_hh"] = np.zeros((4, 5))
