@@ -209,19 +209,21 @@ def state_at(cell, tape, j, out):
 
 
 # In compiled code the cell is a literal, and typing takes that cell's function as the
-# implementation, inlined into the loop.
+# implementation. Called, not inlined: an inlined overload is compiled once for its type and then
+# lowered again inside the loop (binary addition's cold training loop: 20.2 s inlined, 19.1 s
+# called, the same speed).
 
-@overload(core_forward, inline="always")
+@overload(core_forward)
 def _core_forward(cell, option, x, state, params, layout, y, final):
     return _FORWARD[cell.literal_value] if isinstance(cell, types.IntegerLiteral) else None
 
 
-@overload(core_backward, inline="always")
+@overload(core_backward)
 def _core_backward(cell, option, x, params, layout, tape, dy, dfinal, truncate, grads, dstart):
     return _BACKWARD[cell.literal_value] if isinstance(cell, types.IntegerLiteral) else None
 
 
-@overload(state_at, inline="always")
+@overload(state_at)
 def _state_at(cell, tape, j, out):
     return _STATE_AT[cell.literal_value] if isinstance(cell, types.IntegerLiteral) else None
 
