@@ -39,12 +39,6 @@ class Workspace:
     def empty(self, name, shape, dtype):
         """An uninitialised array of ``shape`` and ``dtype``; ``name`` tells apart the arrays of
         one call (each must be a different one)."""
-        if not self._arrays:  # nothing large kept yet (the common small case): skip the lookup
-            array = np.empty(shape, dtype)
-            if array.nbytes < LARGE:
-                return array
-            self._arrays[(name, shape, dtype)] = array
-            return array
         key = (name, shape, dtype)
         array = self._arrays.get(key)
         if array is not None and sys.getrefcount(array) == _FREE:

@@ -159,7 +159,7 @@ class Cell:
                     or not array.flags.c_contiguous:
                 v.check_param(name, array, dtype, shape)
             arrays.append(array)
-        self._checked = arrays
+        self._checked = arrays = tuple(arrays)  # handed out again: not to be changed by a caller
         return arrays
 
     # -- state handling -----------------------------------------------------------------------
@@ -169,7 +169,7 @@ class Cell:
         n = len(self._state_names)
         shape = (batch, self.hidden_size)
         if state is None:
-            return [np.zeros(shape, self.dtype)] if n == 1 else [np.zeros(shape, self.dtype) for _ in range(n)]
+            return [np.zeros(shape, self.dtype) for _ in range(n)]
         if n == 1:
             return [v.as_float_array(name, state, self.dtype, shape, "batch, hidden_size")]
         if not isinstance(state, (tuple, list)) or len(state) != n:
