@@ -8,16 +8,15 @@ Cells (time-major, ``x`` of shape (T, B, I)): :class:`RNN`, :class:`GRU`, :class
 optimizers :class:`SGD`, :class:`Adam`, :class:`RMSProp`); :func:`load` reads a saved model.
 """
 
-__version__ = "0.1.0"  # before the imports: io writes it into saved files
-
+from ._version import __version__
 from .cells import GRU, LSTM, RNN, UGRNN, Cell, IntersectionRNN, Tape
-from .io import load
-from .model import DivergenceError, History, Model
+from .model import Model, load
 from .optim import SGD, Adam, RMSProp
-from .parallel import sweep
 from .pytorch import from_torch, to_torch
 from .stacks import Bidirectional, DilatedRNN
-from .synthetic import SyntheticGradients
+from .sweep import sweep
+from .synthetic_gradients import SyntheticGradients
+from .training import DivergenceError, History
 
 __all__ = ["RNN", "GRU", "LSTM", "UGRNN", "IntersectionRNN", "DilatedRNN", "Bidirectional", "Cell", "Tape",
            "Model", "History", "DivergenceError", "SGD", "Adam", "RMSProp", "load",

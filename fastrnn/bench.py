@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ._dilation import gather
 from ._workspace import Workspace
-from .cells import IntersectionRNN
+from .kernels._gemm import matmul
 from .registry import BY_NAME, CASES, STACKS, StackCase, api_step, make_inputs, train_step
-from .stacks import Bidirectional, DilatedRNN, _gather
 
 
 @dataclass
@@ -64,27 +64,13 @@ class BenchRow(Measured):
 
 
 def flop_count(core, T, B):
-    """FLOPs of one forward + backward: 2 per multiply-add of the input and recurrent products.
-
-    Per step a layer with G gate rows multiplies its input (I) and its state (H) by G rows
-    forward; backward forms the weight gradients and the input and state gradients, twice that.
-    So 6 T B (I + H) G, plus +RNN's input projection (6 T B I H when I != H). Pointwise work is
-    not counted.
-    """
-    if isinstance(core, DilatedRNN):
-        return sum(flop_count(cell, T, B) for cell in core.cells)
-    if isinstance(core, Bidirectional):
-        return flop_count(core.forward_cell, T, B) + flop_count(core.backward_cell, T, B)
-    G, H, I = core._blocks * core.hidden_size, core.hidden_size, core.input_size
-    if isinstance(core, IntersectionRNN):
-        return 6 * T * B * (2 * H) * G + (6 * T * B * I * H if I != H else 0)
-    return 6 * T * B * (I + H) * G
+    """FLOPs of one forward + backward of any layer (:meth:`fastrnn.layer.Layer.flop_count`):
+    2 per multiply-add of the input and recurrent products; pointwise work is not counted."""
+    return core.flop_count(T, B)
 
 
 def gemm_rate(dtype, size=512, repeat=5):
     """GFLOP/s of a (size, size) x (size, size) product through the matrix product the kernels use."""
-    from .kernels._gemm import matmul  # noqa: PLC0415
-
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((size, size)).astype(dtype) for _ in range(2))
     out = np.empty((size, size), dtype)
@@ -130,7 +116,7 @@ def torch_step(case, size, dtype, seed=0):
 
 def _torch_dilated_step(torch, makers, case, size, torch_dtype, seed):
     """A dilated stack of PyTorch's fused layers, each run over its interleaved chains exactly as
-    :func:`fastrnn.stacks.dilated_forward` splits them (T = q d + r: r chains of q + 1 steps, d - r
+    :func:`fastrnn._dilation.forward` splits them (T = q d + r: r chains of q + 1 steps, d - r
     of q steps), from zero states; None if a layer has no PyTorch twin (or is bidirectional)."""
     if any(not isinstance(kind, str) or kind not in makers for kind, _ in case.layers):
         return None
@@ -142,8 +128,8 @@ def _torch_dilated_step(torch, makers, case, size, torch_dtype, seed):
 
     def chains(d):
         """Row indices into a (T*B, F) array for the chain groups of dilation d, as the stack's own
-        :func:`fastrnn.stacks._gather` forms them, and the inverse order back to (T*B)."""
-        groups = [g[..., 0] for g in _gather(np.arange(T * B).reshape(T, B, 1), d, Workspace(), "rows")
+        :func:`fastrnn._dilation.gather` forms them, and the inverse order back to (T*B)."""
+        groups = [g[..., 0] for g in gather(np.arange(T * B).reshape(T, B, 1), d, Workspace(), "rows")
                   if g is not None]
         inverse = np.argsort(np.concatenate([g.ravel() for g in groups]))
         return [(torch.from_numpy(g.ravel()), g.shape) for g in groups], torch.from_numpy(inverse)

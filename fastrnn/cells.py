@@ -14,9 +14,11 @@ import math
 
 import numpy as np
 
+from . import _dilation
 from . import _validation as v
 from ._workspace import LARGE, Workspace
 from .compilation import first_call
+from .layer import MAX_SIZE, DescriptionError, Layer, is_size
 
 BACKENDS = {"numba": "fastrnn.kernels", "numpy": "fastrnn.reference"}
 
@@ -41,15 +43,18 @@ class Tape:
         return f"<Tape of {type(self.owner).__name__} T={T} B={B}>"
 
 
-class Cell:
+class Cell(Layer):
     """Base class of every cell: parameters, validation, and dispatch to a backend.
 
     Subclasses set ``_module`` (the kernel/reference module name), ``_blocks`` (gate blocks in
-    the weight matrices), ``_forget_blocks`` (blocks whose ``bias_ih`` starts at 1.0) and
-    ``_state_names``, and may override ``_param_shapes`` and ``_options``.
+    the weight matrices), ``_forget_blocks`` (blocks whose ``bias_ih`` starts at 1.0),
+    ``_state_names`` and ``_described`` (constructor options a description records), and may
+    override ``_param_shapes`` and ``_options``.
     """
 
+    abstract_kind = True
     _module = None
+    _described = ()
     _blocks = 1
     _forget_blocks = ()
     _state_names = ("h",)
@@ -180,6 +185,47 @@ class Cell:
 
     def _pack(self, arrays):
         return arrays[0] if len(arrays) == 1 else tuple(arrays)
+
+    # -- the layer interface (fastrnn.layer) ---------------------------------------------------
+
+    def zero_state(self, batch):
+        return self._pack([np.zeros((batch, self.hidden_size), self.dtype) for _ in self._state_names])
+
+    def describe(self):
+        return {"kind": type(self).__name__, "input_size": self.input_size, "hidden_size": self.hidden_size,
+                **{option: getattr(self, option) for option in self._described}}
+
+    @classmethod
+    def from_description(cls, description, dtype, backend):
+        options = {key: description[key] for key in cls._described}
+        return cls(description["input_size"], description["hidden_size"], dtype=dtype, backend=backend, **options)
+
+    @classmethod
+    def described_shapes(cls, description, where, prefix):
+        expected = {"kind", "input_size", "hidden_size", *cls._described}
+        I, H = description.get("input_size"), description.get("hidden_size")
+        if set(description) != expected or not is_size(I) or not is_size(H) or \
+                not all(isinstance(description[option], str) for option in cls._described):
+            raise DescriptionError(f"{where}: a {cls.__name__} needs exactly {', '.join(sorted(expected - {'kind'}))}, "
+                                   f"with sizes from 1 to {MAX_SIZE}")
+        shapes = cls.shapes_for(I, H)
+        return {f"{prefix}{name}": shape for name, shape in shapes.items() if cls._present(shape)}, H
+
+    def flop_count(self, T, B):
+        """6 T B (I + H) G: per step the input (I) and the state (H) meet G gate rows forward, and
+        backward forms the weight gradients and the input and state gradients, twice that.
+        Pointwise work is not counted."""
+        G, H, I = self._blocks * self.hidden_size, self.hidden_size, self.input_size
+        return 6 * T * B * (I + H) * G
+
+    def dilated_forward(self, d, x, state):
+        """The cell as a layer of dilation ``d`` of a :class:`fastrnn.DilatedRNN`, over checked
+        ``x (T, B, I)`` and ``state`` leaves (d, B, H): see :mod:`fastrnn._dilation`."""
+        return _dilation.forward(self, d, x, state)
+
+    def dilated_backward(self, d, tape, dy, dstate, truncate):
+        """Backward of :meth:`dilated_forward`."""
+        return _dilation.backward(self, d, tape, dy, dstate, truncate)
 
     # -- the two calls ------------------------------------------------------------------------
 
@@ -318,6 +364,7 @@ class RNN(Cell):
     """
 
     _module = "rnn"
+    _described = ("nonlinearity",)
 
     def __init__(self, input_size, hidden_size, nonlinearity="tanh", *, dtype="float64", seed=None,
                  backend="numba"):
@@ -444,3 +491,9 @@ class IntersectionRNN(Cell):
     def _tape_shapes(self, T, B):
         H = self.hidden_size
         return [(T, B, H), (T + 1, B, H), (T, B, 4 * H)]
+
+    def flop_count(self, T, B):
+        """The gates read the projected input (H wide, like the state), plus the projection's own
+        products when I != H."""
+        G, H, I = self._blocks * self.hidden_size, self.hidden_size, self.input_size
+        return 6 * T * B * (2 * H) * G + (6 * T * B * I * H if I != H else 0)

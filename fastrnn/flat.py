@@ -5,7 +5,7 @@ one array, ``model.params`` being views of it by name; :meth:`Model.fit` then tr
 :mod:`fastrnn.kernels.training`, one compiled call per block of batches, with the gradients and
 the optimizer state in flat buffers of the same layout, synthetic gradients included. Everything
 else (stacks, the numpy backend, data-parallel shards, optimizers of your own) goes through the
-Python loop of :mod:`fastrnn.model`, which gives the same history.
+Python loop of :mod:`fastrnn.training`, which gives the same history.
 """
 
 import time
@@ -33,6 +33,12 @@ class FlatParameters:
     ``model.params`` holds views of :attr:`buffer`. A name assigned a new array since (the
     parameters are the user's to replace) is copied back in by :meth:`sync`.
     """
+
+    @staticmethod
+    def applies(core):
+        """Whether a model of this core keeps its parameters flat: one cell on the numba backend,
+        whose kernels the compiled loop calls."""
+        return isinstance(core, Cell) and core.backend == "numba"
 
     def __init__(self, model):
         core = model.core

@@ -1,26 +1,22 @@
-"""Past one process: hyper-parameter sweeps and data-parallel gradients on any executor.
+"""Data-parallel training on any executor: the parent's side and the workers' side.
 
-Everything here takes a :class:`concurrent.futures.Executor`: a ``ProcessPoolExecutor``, an MPI
-pool, or Dask (``distributed.Client(...).get_executor()``; a ``Client`` itself is accepted too).
-Work is shipped as plain data (architecture descriptions and arrays), so any worker that has
-fastrnn installed can do it. Numba compiles on first use and caches on disk; concurrent cache
-writes from several fresh workers are a known Numba hazard, so the parent compiles (or loads)
-every kernel a job needs before fanning out, and the workers then only read the cache.
+:meth:`fastrnn.Model.fit` with ``executor=`` splits each update's batch into shards whose window
+gradients the executor's workers compute; the parent sums them in shard order and applies one
+update. Everything here takes a :class:`concurrent.futures.Executor`: a ``ProcessPoolExecutor``,
+an MPI pool, or Dask (``distributed.Client(...).get_executor()``; a ``Client`` itself is accepted
+too). Work is shipped as plain data (the model's class, its description and arrays), so any worker
+that has fastrnn installed can do it. Numba compiles on first use and caches on disk; concurrent
+cache writes from several fresh workers are a known Numba hazard, so the parent compiles (or
+loads) every kernel a job needs before fanning out (:func:`warm_up`), and the workers then only
+read the cache. Hyper-parameter sweeps are in :mod:`fastrnn.sweep`.
 """
 
-import inspect
-import itertools
 import threading
-import time
 
 import numpy as np
 
-from . import io
-from .model import Model
+from .metrics import WindowResult
 from .optim import SGD
-
-#: Grid keys that go to Model.fit rather than to make_model.
-_FIT_ARGUMENTS = set(inspect.signature(Model.fit).parameters) - {"self", "X", "Y"}
 
 
 class WorkerError(RuntimeError):
@@ -39,42 +35,13 @@ def as_executor(executor):
     return executor
 
 
-def grid_points(grid):
-    """A list of dicts: ``grid`` itself if it is a list of dicts, or the product of a dict of lists
-    (in the order of its keys, the last key varying fastest)."""
-    if isinstance(grid, dict):
-        keys = list(grid)
-        return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
-    points = list(grid)
-    if not all(isinstance(p, dict) for p in points):
-        raise TypeError("grid: expected a dict of lists or a list of dicts")
-    return points
-
-
-def _split_point(point):
-    """A grid point's fit arguments (names of Model.fit's parameters) and the rest, for make_model."""
-    fit_args = {k: v for k, v in point.items() if k in _FIT_ARGUMENTS}
-    model_args = {k: v for k, v in point.items() if k not in _FIT_ARGUMENTS}
-    return model_args, fit_args
-
-
-def run_point(make_model, point, X, Y, fit_kwargs):
-    """Train one grid point; the worker side of :func:`sweep` (also its serial path)."""
-    model_args, fit_args = _split_point(point)
-    began = time.perf_counter()
-    model = make_model(**model_args)
-    history = model.fit(X, Y, progress=False, **{**fit_kwargs, **fit_args})
-    return {"metrics": {key: values[-1] for key, values in history.items()},
-            "history": dict(history), "seconds": time.perf_counter() - began}
-
-
 def warm_up(model, X, Y, fit_kwargs):
     """Compile (or load from the cache) every kernel a fit of ``model`` needs, in this process.
 
     Runs one training step of a throwaway twin (same architecture, a fresh optimizer of the same
     kind), so ``model`` itself is not touched.
     """
-    twin = io.build_model(io.model_spec(model), model.backend)
+    twin = type(model).from_description(model.describe(), model.backend)
     optimizer = fit_kwargs.get("optimizer", "adam")
     if not isinstance(optimizer, str):
         try:
@@ -89,121 +56,89 @@ def warm_up(model, X, Y, fit_kwargs):
     twin.predict(X[:1])
 
 
-def sweep(make_model, grid, X, Y, *, executor=None, **fit_kwargs):
-    """Train one model per grid point; returns the results in grid order.
+class Shards:
+    """The parent's side: an executor, the number of parts per batch, and the model as data."""
 
-    Parameters
-    ----------
-    make_model : callable
-        ``make_model(**point) -> Model``, called with the point's entries that are not arguments
-        of :meth:`Model.fit`; the others (``epochs``, ``batch_size``, ``tbptt``, ...) go to fit.
-        On a process or Dask executor it must be picklable (a module-level function).
-    grid : dict of lists, or list of dicts
-        The points: a dict of lists means their product.
-    X, Y : array_like
-        Training data, the same for every point.
-    executor : concurrent.futures.Executor or distributed.Client, optional
-        Where to train; None trains each point here, one after the other.
-    **fit_kwargs
-        Passed to every :meth:`Model.fit` (a point's own entries take precedence).
+    def __init__(self, executor, shards, model):
+        self.executor, self.shards = executor, shards
+        self.description = (type(model), model.describe())  # the architecture does not change during fit
 
-    Returns
-    -------
-    list of dict
-        Per point: ``"point"``, ``"status"`` ("ok" or "failed"), ``"metrics"`` (the last epoch's),
-        ``"history"``, ``"seconds"`` (the point's training wall time) and ``"error"`` (for a point
-        whose training raised, or whose worker died). A failed point does not stop the others. A
-        point whose worker died is run once more on its own first: Dask also counts the death
-        against the tasks that were only queued on that worker.
-        A model is built from its seed alone, so each result equals that point trained alone.
-    """
-    points = grid_points(grid)
-    executor = as_executor(executor)
-    if executor is None:
-        return [_outcome(point, lambda point=point: run_point(make_model, point, X, Y, fit_kwargs))[0]
-                for point in points]
-    # Compile in the parent, once per distinct architecture, before any worker starts.
-    seen = set()
-    for point in points:
-        model_args, fit_args = _split_point(point)
-        try:
-            model = make_model(**model_args)
-        except Exception:  # noqa: BLE001 - the point's own run reports it
-            continue
-        key = repr(io.core_spec(model.core)) + model.dtype.name + model.backend
-        if key not in seen:
-            seen.add(key)
-            warm_up(model, X, Y, {**fit_kwargs, **fit_args})
-    futures = [executor.submit(run_point, make_model, point, X, Y, fit_kwargs) for point in points]
-    outcomes = [_outcome(point, future.result) for point, future in zip(points, futures)]
-    # A point whose worker died may only have been queued beside the one that killed it: Dask
-    # counts every task a dying worker held against that task's retries. Each such point gets a
-    # second run on its own, so that only a point that kills its workers by itself fails.
-    return [_outcome(point, executor.submit(run_point, make_model, point, X, Y, fit_kwargs).result)[0]
-            if worker_died else result for point, (result, worker_died) in zip(points, outcomes)]
+    def window(self, model, x, target, states, window, start, end, following, truncate, step):
+        """One window's result from the workers, one shard of the batch each, summed in shard
+        order; ``grads`` divided as the model's loss reduction says.
+
+        ``states`` maps a window's first step to the per-shard states entering it; this sets
+        ``states[end]`` and, when the next window starts inside this one, ``states[following]``.
+        """
+        B = x.shape[1]
+        bounds = np.linspace(0, B, min(self.shards, B) + 1).astype(int)
+        spec = (*self.description, {name: np.array(p) for name, p in model.params.items()})
+        entering = states[window] or [None] * (len(bounds) - 1)
+        futures = []
+        for s, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+            shard_target = target[lo:hi] if model.readout == "last" else target[:, lo:hi]
+            futures.append(self.executor.submit(shard_gradients, spec, np.ascontiguousarray(x[:, lo:hi]), shard_target,
+                                                entering[s], window, start, end, following, truncate))
+        results = []
+        for s, future in enumerate(futures):
+            try:
+                results.append(future.result())
+            except Exception as error:  # noqa: BLE001 - reported with its shard and step
+                raise WorkerError(f"fit: shard {s + 1} of {len(futures)} failed on its worker at step {step}: "
+                                  f"{type(error).__name__}: {error}; the model keeps the parameters of the last "
+                                  f"completed step") from error
+        count = sum(r.result.positions for r in results)
+        grads = None
+        if all(r.result.grads is not None for r in results):
+            grads = {name: sum(r.result.grads[name] for r in results) for name in results[0].result.grads}
+            if count:
+                grads = {name: g / model.normaliser(count) for name, g in grads.items()}
+        states[end] = [r.result.final for r in results]
+        if following not in states:
+            states[following] = [r.entering for r in results]
+        return WindowResult(sum(r.result.loss for r in results), count, sum(r.result.correct for r in results),
+                            sum(r.result.judged for r in results), grads, None, None)
 
 
-#: Exceptions that say a worker process died (Dask's, the standard library's process pool's).
-_WORKER_DEATHS = ("KilledWorker", "BrokenProcessPool")
+class ShardResult:
+    """What a worker sends back: its window's result (gradient *sums*, so that shards add up) and
+    its state at the next window's first step (None if that is the window's end)."""
 
+    __slots__ = ("result", "entering")
 
-def _outcome(point, result):
-    """The result row of ``point``, and whether it failed because its worker died."""
-    try:
-        return {"point": point, "status": "ok", "error": None, **result()}, False
-    except Exception as error:  # noqa: BLE001 - a failed point is reported and the sweep goes on
-        row = {"point": point, "status": "failed", "error": f"{type(error).__name__}: {error}", "metrics": {},
-               "history": {}, "seconds": float("nan")}
-        return row, type(error).__name__ in _WORKER_DEATHS
+    def __init__(self, result, entering):
+        self.result, self.entering = result, entering
 
-
-def format_table(results):
-    """Results of :func:`sweep` as a Markdown table."""
-    keys = sorted({k for r in results for k in r["point"]})
-    metrics = sorted({k for r in results for k in r["metrics"]})
-    lines = ["| " + " | ".join([*keys, "status", *metrics, "seconds"]) + " |",
-             "|" + "---|" * (len(keys) + len(metrics) + 2)]
-    for r in results:
-        cells = [str(r["point"].get(k, "")) for k in keys] + [r["status"] if r["status"] == "ok" else
-                                                              f"failed: {r['error']}"]
-        cells += [f"{r['metrics'][m]:.4g}" if m in r["metrics"] else "" for m in metrics]
-        cells.append(f"{r['seconds']:.2f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-# -- data-parallel gradients -----------------------------------------------------------------
 
 def shard_gradients(spec, x, target, state, window, start, end, following, truncate):
-    """The worker side of a data-parallel step: one shard's chunk, from plain data.
+    """The workers' side of a data-parallel step: one shard's window, from plain data.
 
-    ``spec`` is (:func:`fastrnn.io.model_spec`, parameter arrays). Returns the shard's loss sum, positions,
-    correct and judged predictions, gradient *sums* (so that shards add up), its final state and
-    its state at ``following`` (the next window's first step; None if that is ``end``).
+    ``spec`` is (the model's class, its :meth:`~fastrnn.Model.describe`, its parameter arrays).
     """
-    description, arrays = spec
-    model = _rebuild(description, arrays)
-    value, count, correct, judged, grads, final, _ = model._chunk_step(x, target, state, window, start, end, truncate)
-    if grads is not None and count:
-        grads = {name: g * model.normaliser(count) for name, g in grads.items()}
+    model_class, description, arrays = spec
+    model = _rebuild(model_class, description, arrays)
+    result = model.window_gradients(x, target, state, window, start, end, truncate)
+    if result.grads is not None and result.positions:
+        result = result._replace(grads={name: g * model.normaliser(result.positions)
+                                        for name, g in result.grads.items()})
     entering = None
     if following != end and following != window:
         _, entering, _ = model.core.forward(x[window:following], state)
-    return value, count, correct, judged, grads, final, entering
+    return ShardResult(result._replace(dstart=None), entering)
 
 
 _LOCAL = threading.local()  # per worker thread: threads of one process must not share a model
 
 
-def _rebuild(description, arrays):
+def _rebuild(model_class, description, arrays):
     """A model of this architecture with these parameters; the object is reused across steps."""
     models = getattr(_LOCAL, "models", None)
     if models is None:
         models = _LOCAL.models = {}
-    key = repr(description)
+    key = (model_class, repr(description))
     model = models.get(key)
     if model is None:
-        model = models[key] = io.build_model(description, "numba")
+        model = models[key] = model_class.from_description(description, "numba")
     for name, value in arrays.items():
         model.params[name][...] = value
     return model

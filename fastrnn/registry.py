@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .cells import GRU, LSTM, RNN, UGRNN, Cell, IntersectionRNN
+from .layer import tree_map
 from .model import Model
 from .optim import OPTIMIZERS
-from .stacks import Bidirectional, DilatedRNN, state_template, tree_map
+from .stacks import Bidirectional, DilatedRNN
 from .system import cpu_count
 
 #: (T, B, I, H) timed by ``fastrnn bench`` unless asked otherwise: the binary-addition network,
@@ -90,13 +91,8 @@ BY_NAME = {case.name: case for case in CASES + STACKS}
 
 
 def random_state(core, batch, rng):
-    """A random state for a cell, bidirectional pair or stack, in its dtype."""
-    def draw(lead, template):
-        return tree_map(lambda size: rng.standard_normal((*lead, size)).astype(core.dtype), template)
-
-    if isinstance(core, DilatedRNN):
-        return [draw((d, batch), state_template(c)) for c, d in zip(core.cells, core.dilations)]
-    return draw((batch,), state_template(core))
+    """A random state for any layer, in its dtype, shaped as its zero state."""
+    return tree_map(lambda zero: rng.standard_normal(zero.shape).astype(core.dtype), core.zero_state(batch))
 
 
 def make_inputs(cell, T, B, seed=0):

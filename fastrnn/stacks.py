@@ -12,140 +12,26 @@ import numpy as np
 from . import _validation as v
 from ._params import PrefixedParams
 from .cells import Cell, Tape
+from .layer import DescriptionError, Layer, described_shapes, is_size, kind_of, tree_map
 from .reference import dilated as reference
 
 # -- nested states ----------------------------------------------------------------------------
 # A layer's state is an array, or a tuple of states: LSTM's (h, c), a bidirectional layer's
-# (forward, backward). A template has the same nesting with the feature size at each leaf.
+# (forward, backward). The layer's zero_state is the template: its nesting and leaf shapes.
 
-def state_template(layer):
-    """The nesting of ``layer``'s state, with each part's feature size at the leaves."""
-    if isinstance(layer, Bidirectional):
-        return (state_template(layer.forward_cell), state_template(layer.backward_cell))
-    sizes = tuple(layer.hidden_size for _ in layer._state_names)
-    return sizes[0] if len(sizes) == 1 else sizes
-
-
-def tree_map(fn, *trees):
-    """Apply ``fn`` to the leaves (arrays) of equally nested tuples."""
-    if isinstance(trees[0], tuple):
-        return tuple(tree_map(fn, *parts) for parts in zip(*trees))
-    return fn(*trees)
-
-
-def check_state(name, value, template, lead, dtype, hint):
-    """Validate a nested state: each leaf of shape ``(*lead, size)``. None means zeros."""
+def check_state(name, value, template, dtype, hint):
+    """Validate a nested state against ``template`` (a zero state: each leaf the expected shape).
+    None means the template itself."""
     if value is None:
-        return tree_map(lambda size: np.zeros((*lead, size), dtype), template)
+        return template
     if isinstance(template, tuple):
         if not isinstance(value, (tuple, list)) or len(value) != len(template):
             got = f"a {type(value).__name__} of length {len(value)}" if isinstance(value, (tuple, list)) \
                 else type(value).__name__
             raise TypeError(f"{name}: expected a tuple of {len(template)} states ({hint}), got {got}")
-        return tuple(check_state(f"{name}[{i}]", part, sub, lead, dtype, hint)
+        return tuple(check_state(f"{name}[{i}]", part, sub, dtype, hint)
                      for i, (part, sub) in enumerate(zip(value, template)))
-    return v.as_float_array(name, value, dtype, (*lead, template), hint)
-
-
-# -- one dilated layer over interleaved chains ----------------------------------------------
-
-def _gather(a, d, space, name):
-    """(T, B, F) -> the steps of chains 0..r-1, (q+1, r*B, F), and of chains r..d-1, (q, (d-r)*B, F).
-
-    Row j*B + b of a group's step i is batch entry b of chain (first chain of the group + j).
-    Either group may be empty (None). The second is a view of ``a``; the first, a copy unless
-    d divides T, is taken from the workspace ``space`` under ``name``.
-    """
-    T, B, F = a.shape
-    q, r = divmod(T, d)
-    body = a[:q * d].reshape(q, d, B, F)
-    first = None
-    if r:
-        first = space.empty(name, (q + 1, r, B, F), a.dtype)
-        first[:q] = body[:, :r]
-        first[q] = a[q * d:]
-        first = first.reshape(q + 1, r * B, F)
-    rest = body[:, r:].reshape(q, (d - r) * B, F) if q else None
-    return first, rest
-
-
-def _scatter(first, rest, T, d, B, dtype, space, name):
-    """Inverse of :func:`_gather`: a view of ``rest`` when d divides T, else an array of the
-    workspace ``space``."""
-    F = (first if first is not None else rest).shape[2]
-    if first is None:
-        return rest.reshape(T, B, F)  # step i of chain j is step i*d + j: rest's own order
-    out = space.empty(name, (T, B, F), dtype)
-    q, r = divmod(T, d)
-    body = out[:q * d].reshape(q, d, B, F)
-    if r:
-        steps = first.reshape(q + 1, r, B, F)
-        body[:, :r] = steps[:q]
-        out[q * d:] = steps[q]
-    if q:
-        body[:, r:] = rest.reshape(q, d - r, B, F)
-    return out
-
-
-def _rows(leaf, lo, hi):
-    """Entries lo..hi-1 of a (d, B, F) state leaf as one ((hi-lo)*B, F) batch."""
-    return leaf[lo:hi].reshape(-1, leaf.shape[2])
-
-
-class _LayerTape:
-    __slots__ = ("first", "rest", "T", "B")
-
-    def __init__(self, first, rest, T, B):
-        self.first, self.rest, self.T, self.B = first, rest, T, B
-
-
-def dilated_forward(cell, d, x, state):
-    """Run ``cell`` with dilation ``d`` over a checked ``x (T, B, I)`` from a checked ``state``
-    whose leaves are (d, B, F), oldest first. Returns ``y``, the new state and a tape."""
-    T, B, _ = x.shape
-    q, r = divmod(T, d)
-    space = cell._workspace
-    x_first, x_rest = _gather(x, d, space, "dilated x")
-    ys, finals, tapes = [None, None], [None, None], [None, None]
-    # Chains 0..r-1 start from entries 0..r-1 of the state and end at the last r steps;
-    # chains r..d-1 start from entries r..d-1 and end at steps T-d ... T-r-1 (or, with q = 0,
-    # run no step at all and keep their state).
-    if r:
-        ys[0], finals[0], tapes[0] = cell.forward(x_first, tree_map(lambda s: _rows(s, 0, r), state))
-    rest_state = tree_map(lambda s: _rows(s, r, d), state)
-    if q:
-        ys[1], finals[1], tapes[1] = cell.forward(x_rest, rest_state)
-    else:
-        finals[1] = rest_state
-    y = _scatter(ys[0], ys[1], T, d, B, cell.dtype, space, "dilated y")
-    # New state entry i is h_{T-d+i}: the chains r..d-1 end first, then 0..r-1.
-    parts = [f for f in (finals[1], finals[0]) if f is not None]
-    new_state = tree_map(lambda *fs: np.concatenate([f.reshape(-1, B, f.shape[1]) for f in fs]), *parts)
-    return y, new_state, _LayerTape(tapes[0], tapes[1], T, B)
-
-
-def dilated_backward(cell, d, tape, dy, dstate, truncate):
-    """Backward of :func:`dilated_forward`; ``truncate`` counts the chain's own transitions."""
-    T, B = tape.T, tape.B
-    q, r = divmod(T, d)
-    space = cell._workspace
-    dy_first, dy_rest = _gather(dy, d, space, "dilated dy")
-    grads, dxs, dstarts = [], [None, None], [None, None]
-    if r:
-        g, dxs[0], dstarts[0] = cell.backward(tape.first, dy_first, tree_map(lambda s: _rows(s, d - r, d), dstate),
-                                              truncate)
-        grads.append(g)
-    rest_dstate = tree_map(lambda s: _rows(s, 0, d - r), dstate)
-    if q:
-        g, dxs[1], dstarts[1] = cell.backward(tape.rest, dy_rest, rest_dstate, truncate)
-        grads.append(g)
-    else:
-        dstarts[1] = rest_dstate  # chains that ran no step pass their gradient straight through
-    total = {name: sum(g[name] for g in grads) for name in grads[0]}
-    dx = _scatter(dxs[0], dxs[1], T, d, B, cell.dtype, space, "dilated dx")
-    parts = [s for s in dstarts if s is not None]
-    dstart = tree_map(lambda *ss: np.concatenate([s.reshape(-1, B, s.shape[1]) for s in ss]), *parts)
-    return total, dx, dstart
+    return v.as_float_array(name, value, dtype, template.shape, hint)
 
 
 # -- public layers ----------------------------------------------------------------------------
@@ -164,7 +50,7 @@ def _check_tape(owner, tape):
                          f"from this object's own forward")
 
 
-class Bidirectional:
+class Bidirectional(Layer):
     r"""Two cells over one sequence, the second reading it backwards; outputs concatenated.
 
     .. math::
@@ -214,6 +100,40 @@ class Bidirectional:
     backend = property(lambda self: self.forward_cell.backend)
     output_size = property(lambda self: self.forward_cell.output_size + self.backward_cell.output_size)
 
+    # -- the layer interface (fastrnn.layer) ---------------------------------------------------
+
+    def zero_state(self, batch):
+        return (self.forward_cell.zero_state(batch), self.backward_cell.zero_state(batch))
+
+    def describe(self):
+        return {"kind": "Bidirectional", "forward": self.forward_cell.describe(),
+                "backward": self.backward_cell.describe()}
+
+    @classmethod
+    def from_description(cls, description, dtype, backend):
+        return cls(*(kind_of(description[side], side, Cell).from_description(description[side], dtype, backend)
+                     for side in ("forward", "backward")))
+
+    @classmethod
+    def described_shapes(cls, description, where, prefix):
+        if set(description) != {"kind", "forward", "backward"}:
+            raise DescriptionError(f"{where}: a Bidirectional layer needs a forward and a backward cell")
+        (forward, h_f), (backward, h_b) = (described_shapes(description[side], f"{where}.{side}", f"{prefix}{side}.",
+                                                            Cell) for side in ("forward", "backward"))
+        return {**forward, **backward}, h_f + h_b
+
+    def flop_count(self, T, B):
+        return self.forward_cell.flop_count(T, B) + self.backward_cell.flop_count(T, B)
+
+    def dilated_forward(self, d, x, state):
+        """Both directions as layers of dilation ``d`` of a stack (``state`` leaves (d, B, F))."""
+        return self.run_forward(x, state, lambda cell, xs, s: cell.dilated_forward(d, xs, s))
+
+    def dilated_backward(self, d, tapes, dy, dstate, truncate):
+        """Backward of :meth:`dilated_forward`."""
+        return self.run_backward(tapes, dy, dstate, truncate,
+                                 lambda cell, t, g, s, k: cell.dilated_backward(d, t, g, s, k))
+
     def run_forward(self, x, state, run):
         """Both directions through ``run(cell, x, state) -> (y, state, tape)`` (plain or dilated)."""
         y_f, s_f, t_f = run(self.forward_cell, x, state[0])
@@ -248,7 +168,7 @@ class Bidirectional:
         """
         x = v.as_float_array("x", x, self.dtype, (None, None, self.input_size), "T, B, input_size")
         B = x.shape[1]
-        state = check_state("state", state, state_template(self), (B,), self.dtype, "batch, hidden_size")
+        state = check_state("state", state, self.zero_state(B), self.dtype, "batch, hidden_size")
         y, final, tapes = self.run_forward(x, state, lambda cell, xs, s: cell.forward(xs, s))
         return y, final, StackTape(self, x, tapes)
 
@@ -267,7 +187,7 @@ class Bidirectional:
         T, B = tape.shape
         v.check_truncate(truncate)
         dy = v.as_float_array("dy", dy, self.dtype, (T, B, self.output_size), "T, B, output_size of the tape")
-        dstate = check_state("dstate", dstate, state_template(self), (B,), self.dtype, "batch, hidden_size")
+        dstate = check_state("dstate", dstate, self.zero_state(B), self.dtype, "batch, hidden_size")
         return self.run_backward(tape.arrays, dy, dstate, truncate,
                                  lambda cell, t, g, s, k: cell.backward(t, g, s, truncate=k))
 
@@ -275,7 +195,7 @@ class Bidirectional:
         return f"Bidirectional({self.forward_cell!r}, {self.backward_cell!r})"
 
 
-class DilatedRNN:
+class DilatedRNN(Layer):
     r"""A stack of recurrent layers, layer l recurring over :math:`h_{t-d_l}` (Chang et al. 2017).
 
     .. math::
@@ -352,15 +272,47 @@ class DilatedRNN:
     dtype = property(lambda self: self.cells[0].dtype)
     backend = property(lambda self: self.cells[0].backend)
 
+    # -- the layer interface (fastrnn.layer) ---------------------------------------------------
+
+    def zero_state(self, batch):
+        """One entry per layer: that layer's zero state with each leaf (d, batch, features)."""
+        return [tree_map(lambda leaf, d=d: leaf.reshape(d, batch, -1), cell.zero_state(d * batch))
+                for cell, d in zip(self.cells, self.dilations)]
+
+    def describe(self):
+        return {"kind": "DilatedRNN", "cells": [cell.describe() for cell in self.cells],
+                "dilations": list(self.dilations)}
+
+    @classmethod
+    def from_description(cls, description, dtype, backend):
+        layers = [kind_of(layer, f"cells[{i}]", (Cell, Bidirectional)).from_description(layer, dtype, backend)
+                  for i, layer in enumerate(description["cells"])]
+        return cls(layers, description["dilations"])
+
+    @classmethod
+    def described_shapes(cls, description, where, prefix):
+        cells, dilations = description.get("cells"), description.get("dilations")
+        if set(description) != {"kind", "cells", "dilations"} or not isinstance(cells, list) or not cells \
+                or not isinstance(dilations, list) or len(dilations) != len(cells) \
+                or not all(is_size(d) for d in dilations):
+            raise DescriptionError(f"{where}: a DilatedRNN needs a list of cells and as many positive dilations")
+        shapes, H = {}, None
+        for i, cell in enumerate(cells):
+            layer, H = described_shapes(cell, f"{where}.cells[{i}]", f"{prefix}{i}.", (Cell, Bidirectional))
+            shapes.update(layer)
+        return shapes, H
+
+    def flop_count(self, T, B):
+        return sum(cell.flop_count(T, B) for cell in self.cells)
+
     def _states(self, name, states, B):
         if states is None:
             states = [None] * len(self.cells)
         if not isinstance(states, (list, tuple)) or len(states) != len(self.cells):
             got = f"{len(states)} entries" if isinstance(states, (list, tuple)) else type(states).__name__
             raise TypeError(f"{name}: expected a list of {len(self.cells)} layer states, got {got}")
-        return [check_state(f"{name}[{i}]", s, state_template(cell), (d, B), self.dtype,
-                            f"dilation {d}, batch, hidden_size")
-                for i, (s, cell, d) in enumerate(zip(states, self.cells, self.dilations))]
+        return [check_state(f"{name}[{i}]", s, template, self.dtype, f"dilation {d}, batch, hidden_size")
+                for i, (s, template, d) in enumerate(zip(states, self.zero_state(B), self.dilations))]
 
     def forward(self, x, state=None):
         """Run the stack over a sequence.
@@ -386,10 +338,7 @@ class DilatedRNN:
         else:
             finals, tapes, y = [], [], x
             for cell, d, s in zip(self.cells, self.dilations, states):
-                if isinstance(cell, Bidirectional):
-                    y, s, t = cell.run_forward(y, s, lambda c, xs, ss, d=d: dilated_forward(c, d, xs, ss))
-                else:
-                    y, s, t = dilated_forward(cell, d, y, s)
+                y, s, t = cell.dilated_forward(d, y, s)
                 finals.append(s)
                 tapes.append(t)
         return y, finals, StackTape(self, x, tuple(tapes))
@@ -427,11 +376,7 @@ class DilatedRNN:
             layer_grads, dstarts, dx = [None] * len(self.cells), [None] * len(self.cells), dy
             for i in reversed(range(len(self.cells))):
                 cell, d, t, s = self.cells[i], self.dilations[i], tape.arrays[i], dstates[i]
-                if isinstance(cell, Bidirectional):
-                    run = lambda c, tt, g, ss, kk, d=d: dilated_backward(c, d, tt, g, ss, kk)  # noqa: E731
-                    layer_grads[i], dx, dstarts[i] = cell.run_backward(t, dx, s, k, run)
-                else:
-                    layer_grads[i], dx, dstarts[i] = dilated_backward(cell, d, t, dx, s, k)
+                layer_grads[i], dx, dstarts[i] = cell.dilated_backward(d, t, dx, s, k)
         grads = {f"{i}.{name}": g for i, lg in enumerate(layer_grads) for name, g in lg.items()}
         return grads, dx, list(dstarts)
 

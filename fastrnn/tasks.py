@@ -14,7 +14,7 @@ from .model import Model
 from .optim import Adam, RMSProp
 from .registry import BY_CELL_NAME
 from .stacks import DilatedRNN
-from .synthetic import SyntheticGradients
+from .synthetic_gradients import SyntheticGradients
 
 
 @dataclass

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn import io
+from fastrnn import files, io, training
 
 
 def _stack_model():
@@ -119,7 +119,7 @@ def test_a_damaged_checkpoint_never_half_resumes(tmp_path, checkpoint):
         model, optimizer = _lstm_model(seed=9), fastrnn.Adam(0.01)
         before = _snapshot(model, optimizer)
         try:
-            io.restore_checkpoint(model, optimizer, bad)
+            training.restore_checkpoint(model, optimizer, bad)
         except ValueError as error:
             assert str(bad) in str(error), f"{how} at {position}: {error}"
             _assert_unchanged(model, optimizer, before)
@@ -138,7 +138,7 @@ def test_a_npy_file_or_random_bytes_are_a_clear_value_error(tmp_path):
         fastrnn.load(noise)
     assert "allow_pickle" not in str(caught.value)
     pickled = tmp_path / "pickled.npz"
-    np.savez(pickled, meta=np.array(json.dumps({"format": io.FORMAT})), evil=np.array([{"a": 1}], dtype=object))
+    np.savez(pickled, meta=np.array(json.dumps({"format": files.FORMAT})), evil=np.array([{"a": 1}], dtype=object))
     with pytest.raises(ValueError, match="holds object data"):
         fastrnn.load(pickled)
     with pytest.raises(ValueError, match="not a fastrnn model file"):
@@ -233,7 +233,7 @@ def test_tampered_optimizer_state_is_refused_and_changes_nothing(tmp_path, check
     model, optimizer = _lstm_model(seed=9), fastrnn.Adam(0.01)
     before = _snapshot(model, optimizer)
     with pytest.raises(ValueError, match=message):
-        io.restore_checkpoint(model, optimizer, path)
+        training.restore_checkpoint(model, optimizer, path)
     _assert_unchanged(model, optimizer, before)
     # Through fit, as a user resumes.
     with pytest.raises(ValueError, match=message):
@@ -255,13 +255,13 @@ def test_a_checkpoint_with_a_tampered_history_is_refused(tmp_path, checkpoint, e
     model, optimizer = _lstm_model(seed=9), fastrnn.Adam(0.01)
     before = _snapshot(model, optimizer)
     with pytest.raises(ValueError, match=message):
-        io.restore_checkpoint(model, optimizer, path)
+        training.restore_checkpoint(model, optimizer, path)
     _assert_unchanged(model, optimizer, before)
 
 
 def test_a_good_checkpoint_still_restores(checkpoint):
     model, optimizer = _lstm_model(seed=9), fastrnn.Adam(0.01)
-    epoch, history = io.restore_checkpoint(model, optimizer, checkpoint)
+    epoch, history = training.restore_checkpoint(model, optimizer, checkpoint)
     assert epoch == 1 and len(history["loss"]) == 1 and optimizer.steps == 2
     assert set(optimizer.state) == set(model.params)
 

@@ -10,7 +10,8 @@ import pytest
 
 import fastrnn
 from fastrnn import datasets
-from fastrnn.parallel import WorkerError, format_table, grid_points
+from fastrnn.parallel import WorkerError
+from fastrnn.sweep import format_table, grid_points
 
 
 def data(N=48, T=8, seed=0):

@@ -14,6 +14,7 @@ from fastrnn.flat import CompiledLoop
 from fastrnn.losses import LOSSES
 from fastrnn.optim import Optimizer, clip_grad_norm
 from fastrnn.tasks import PERMUTATION_SEED, TASKS
+from fastrnn.training import PythonLoop
 
 from .test_datasets import write_mnist
 from .test_reference_gradients import numeric_gradient
@@ -245,7 +246,7 @@ def test_save_and_load_round_trip(tmp_path):
     model.save(tmp_path / "m.npz")
     loaded = fastrnn.load(tmp_path / "m.npz")
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
-    assert io.core_spec(loaded.core) == io.core_spec(core)
+    assert loaded.core.describe() == core.describe()
     reference = fastrnn.load(tmp_path / "m.npz", backend="numpy")
     np.testing.assert_allclose(reference.predict(X), model.predict(X), rtol=1e-12)
 
@@ -547,7 +548,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path, mo
     whole, history = _train(backend, epochs=4)
     calls = {"n": 0}
     if backend == "numpy":
-        original = fastrnn.Model._train_batch
+        original = PythonLoop.batch
 
         def crashing(self, *args, **kwargs):
             calls["n"] += 1
@@ -555,7 +556,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path, mo
                 raise KeyboardInterrupt("simulated kill")
             return original(self, *args, **kwargs)
 
-        monkeypatch.setattr(fastrnn.Model, "_train_batch", crashing)
+        monkeypatch.setattr(PythonLoop, "batch", crashing)
     else:
         original = CompiledLoop.run
 

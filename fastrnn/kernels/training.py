@@ -8,7 +8,7 @@ prediction and trains the module), on flat buffers that the model's and the opti
 are views of. Through the Python layers the same update cost ~100 µs of interpreter time at the
 binary-addition size, against ~12 µs of kernel time.
 
-The numbers are those of the Python path (``Model._train_batch``), operation for operation: the
+The numbers are those of the Python path (``fastrnn.training.PythonLoop.batch``), operation for operation: the
 same chunks, the same checks in the same order, the optimizers' formulas of
 :mod:`fastrnn.kernels.optim`. Only summation orders differ (loops here, BLAS there).
 
@@ -23,7 +23,7 @@ Buffers (one dtype throughout, C-contiguous):
   other one empty; L = T for ``readout="all"``, 1 for ``"last"``.
 - ``order`` (N,): the epoch's permutation with each batch's indices sorted
   (:func:`fastrnn.flat.batch_order`); batch ``b`` is ``order[b*B:(b+1)*B]``.
-- ``segments`` (c, 3): (window, start, end) of each chunk, as ``fastrnn.model._segments``.
+- ``segments`` (c, 3): (window, start, end) of each chunk, as ``fastrnn.training.segments``.
 - ``config`` (11,) float64: see the ``C_*`` indices below; ``hyper``: the optimizer's settings.
 - ``module``, ``module_grads`` (F*F + F,), ``module_slots`` (2, F*F + F), ``module_hyper``: the
   synthetic-gradient module and its Adam (empty without synthetic gradients).
@@ -87,7 +87,7 @@ def _vector(params, layout, k):
     return params[layout[k, 0]:layout[k, 0] + layout[k, 1]]
 
 
-# -- each cell's kernels behind one signature ---------------------------------------------------
+# -- each cell's kernels behind one signature ---------------------------------------
 #
 # core_forward(cell, option, x, state (S, B, H), params, layout, y, final (S, B, H)) -> tape (a tuple)
 # core_backward(cell, option, x, params, layout, tape, dy, dfinal (S, B, H), truncate, grads, dstart (S, B, H))
@@ -228,7 +228,7 @@ def _state_at(cell, tape, j, out):
     return _STATE_AT[cell.literal_value] if isinstance(cell, types.IntegerLiteral) else None
 
 
-# -- the head and the loss --------------------------------------------------------------------
+# -- the head and the loss --------------------------------------------------------
 
 @kernel
 def head_loss(y, labels, values, t_lo, weight, bias, loss, norm, z, dz, counts):
@@ -529,10 +529,10 @@ def run(cell, data, buffers, settings, out):
     return OK
 
 
-# -- the synthetic-gradient module M(s) = s A + c (see fastrnn.synthetic) ---------------------
+# -- the synthetic-gradient module M(s) = s A + c (see fastrnn.synthetic_gradients) ---------
 #
 # ``module`` holds A (F, F) then c (F,), F = S*H features of a state (S, B, H) flattened per
-# sample as fastrnn.synthetic.flatten_state does: h, or h and c side by side for an LSTM.
+# sample as fastrnn.synthetic_gradients.flatten_state does: h, or h and c side by side for an LSTM.
 
 @kernel
 def module_output(state, module, out):
@@ -555,7 +555,7 @@ def module_output(state, module, out):
 def train_module(state, target, module, grads, slots, scratch, hyper, step, out):
     """One Adam update of M on (1/B) Σ ½‖M(s) - δ‖² for the state s and its gradient δ, both
     (S, B, H); returns that loss, before the update (a refused update changes nothing, and is
-    not counted in ``out[O_SG_UPDATES]``), as fastrnn.synthetic.SyntheticGradients.train."""
+    not counted in ``out[O_SG_UPDATES]``), as fastrnn.synthetic_gradients.SyntheticGradients.train."""
     S, B, H = state.shape
     F = S * H
     error = np.empty((B, F), state.dtype)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn.reference.synthetic import decoupled_segment, flatten, unflatten
-from fastrnn.synthetic import SyntheticGradients, flatten_state, state_size, unflatten_state
+from fastrnn.reference.synthetic_gradients import decoupled_segment, flatten, unflatten
+from fastrnn.synthetic_gradients import SyntheticGradients, flatten_state, state_size, unflatten_state
 
 from .conftest import assert_close
 from .test_training import Recorder

@@ -24,32 +24,20 @@ state, from that state alone, so each segment can update at once. The rules, exa
 import numpy as np
 
 from . import _validation as v
+from .layer import leaves
 from .optim import Adam
-from .stacks import DilatedRNN, state_template
 
 
 def state_size(core):
     """S, the number of features of a core's flattened state (see :func:`flatten_state`)."""
-    def width(template):
-        return sum(width(t) for t in template) if isinstance(template, tuple) else template
-
-    if isinstance(core, DilatedRNN):
-        return sum(d * width(state_template(cell)) for cell, d in zip(core.cells, core.dilations))
-    return width(state_template(core))
-
-
-def state_leaves(state):
-    """The arrays of a core state (an array, or nested tuples and lists of arrays), in order."""
-    if isinstance(state, (tuple, list)):
-        return [leaf for part in state for leaf in state_leaves(part)]
-    return [state]
+    return core.state_size()
 
 
 def flatten_state(state):
     """A core state as one (B, S) matrix: (B, H) leaves as they are, a stack's (d, B, H) leaves
-    as (B, d*H), all side by side in the order of :func:`state_leaves`."""
+    as (B, d*H), all side by side in the order of :func:`fastrnn.layer.leaves`."""
     parts = []
-    for leaf in state_leaves(state):
+    for leaf in leaves(state):
         parts.append(leaf if leaf.ndim == 2 else np.swapaxes(leaf, 0, 1).reshape(leaf.shape[1], -1))
     return np.concatenate(parts, axis=1)
 
