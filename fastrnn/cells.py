@@ -18,6 +18,7 @@ from . import _dilation
 from . import _validation as v
 from ._workspace import LARGE, Workspace
 from .compilation import first_call
+from .kernels import steps
 from .layer import MAX_SIZE, DescriptionError, Layer, is_size
 
 BACKENDS = {"numba": "fastrnn.kernels", "numpy": "fastrnn.reference"}
@@ -46,18 +47,23 @@ class Tape:
 class Cell(Layer):
     """Base class of every cell: parameters, validation, and dispatch to a backend.
 
-    Subclasses set ``_module`` (the kernel/reference module name), ``_blocks`` (gate blocks in
-    the weight matrices), ``_forget_blocks`` (blocks whose ``bias_ih`` starts at 1.0),
-    ``_state_names`` and ``_described`` (constructor options a description records), and may
-    override ``_param_shapes`` and ``_options``.
+    Subclasses set ``_module`` (the kernel/reference module name), ``_forget_blocks`` (blocks
+    whose ``bias_ih`` starts at 1.0) and ``_described`` (constructor options a description
+    records), and may override ``shapes_for`` and ``_options``. The rest of a cell's layout (gate
+    blocks, state parts, tape) is read from its step module, :mod:`fastrnn.kernels.steps`.<cell>,
+    where the step math that decides it lives.
     """
 
     abstract_kind = True
     _module = None
     _described = ()
-    _blocks = 1
     _forget_blocks = ()
-    _state_names = ("h",)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._steps = getattr(steps, cls._module)
+        cls._blocks = cls._steps.GATES
+        cls._state_names = cls._steps.STATES
 
     def __init__(self, input_size, hidden_size, *, dtype="float64", seed=None, backend="numba"):
         self.input_size = v.check_positive_int("input_size", input_size)
@@ -115,8 +121,8 @@ class Cell(Layer):
         return known
 
     def _tape_shapes(self, T, B):
-        """Shapes of the tape arrays that forward fills (the hidden states, for the plain RNN)."""
-        return [(T + 1, B, self.hidden_size)]
+        """Shapes of the tape arrays that forward fills, from the step module's TAPE."""
+        return steps.tape_shapes(self._steps, T, B, self.hidden_size)
 
     def _init_params(self, rng):
         # PyTorch's rule: U(-1/sqrt(H), 1/sqrt(H)) for everything. Drawn in float64 and then
@@ -227,6 +233,40 @@ class Cell(Layer):
         """Backward of :meth:`dilated_forward`."""
         return _dilation.backward(self, d, tape, dy, dstate, truncate)
 
+    # -- the kernels' arguments: the one place their order is spelled ---------------------------
+
+    def _forward_args(self, x, states, y, final, tape):
+        return (x, *states, *self._param_list(), *self._options(), y, *final, *tape)
+
+    def _backward_args(self, x, tape, dy, dstates, k, grads, dx, dstate0):
+        return (x, *self._param_list(), *self._options(), *tape, dy, *dstates, k, *grads, dx, *dstate0)
+
+    def kernel_calls(self, x, state, dy, dstate, truncate=None):
+        """The backend's ``forward_into`` and ``backward_into`` bound to these inputs and to outputs
+        allocated once here: ``(forward, backward, outputs)``, two functions of no arguments that
+        run the kernels (or the reference) alone, without the checks and allocations of
+        :meth:`forward` and :meth:`backward`, as a training loop reusing its buffers would; what
+        the benchmarks time. ``backward`` reads the tape the last ``forward`` wrote; ``outputs``
+        is ``(grads, dx, dstate0)``, the lists it writes.
+        """
+        x = v.as_float_array("x", x, self.dtype, (None, None, self.input_size), "T, B, input_size")
+        T, B, _ = x.shape
+        states, dstates = self._states("state", state, B), self._states("dstate", dstate, B)
+        dy = v.as_float_array("dy", dy, self.dtype, (T, B, self.output_size), "T, B, output_size")
+        # Allocated once and reused by every call: a fresh megabyte-sized array costs its page
+        # faults on every call (measured 1.4 ms of a 3.4 ms step at T=100, B=16, H=64), which
+        # would time the allocator instead of the kernel.
+        y = np.empty((T, B, self.output_size), self.dtype)
+        final = [np.empty_like(s) for s in states]
+        tape = [np.empty(shape, self.dtype) for shape in self._tape_shapes(T, B)]
+        grads = [np.empty_like(p) for p in self._param_list()]
+        dx = np.empty_like(x)
+        dstate0 = [np.empty_like(s) for s in states]
+        forward_args = self._forward_args(x, states, y, final, tape)
+        backward_args = self._backward_args(x, tape, dy, dstates, v.check_truncate(truncate), grads, dx, dstate0)
+        forward_into, backward_into = self._impl.forward_into, self._impl.backward_into
+        return (lambda: forward_into(*forward_args)), (lambda: backward_into(*backward_args)), (grads, dx, dstate0)
+
     # -- the two calls ------------------------------------------------------------------------
 
     def forward(self, x, state=None):
@@ -261,7 +301,7 @@ class Cell(Layer):
             space = self._workspace
             y = space.empty("y", y_shape, dtype)
             tape = [space.empty(i, shape, dtype) for i, shape in enumerate(tape_shapes)]
-        args = (x, *states, *self._param_list(), *self._options(), y, *final, *tape)
+        args = self._forward_args(x, states, y, final, tape)
         if "forward" in self._fresh:
             first_call(self._impl.forward_into, args, self._what("forward"))
             self._fresh.discard("forward")
@@ -305,8 +345,7 @@ class Cell(Layer):
         grads = {name: np.empty(shape, self.dtype) for name, shape in self._shapes.items()}
         dx = self._workspace.empty("dx", tape.x.shape, self.dtype)
         dstate0 = [np.empty_like(d) for d in dstates]
-        args = (tape.x, *self._param_list(), *self._options(), *tape.arrays, dy, *dstates, k, *grads.values(), dx,
-                *dstate0)
+        args = self._backward_args(tape.x, tape.arrays, dy, dstates, k, grads.values(), dx, dstate0)
         if "backward" in self._fresh:
             first_call(self._impl.backward_into, args, self._what("backward"))
             self._fresh.discard("backward")
@@ -401,11 +440,7 @@ class GRU(Cell):
     """
 
     _module = "gru"
-    _blocks = 3
 
-    def _tape_shapes(self, T, B):
-        H = self.hidden_size
-        return [(T + 1, B, H), (T, B, 4 * H)]
 
 
 class LSTM(Cell):
@@ -432,12 +467,7 @@ class LSTM(Cell):
     """
 
     _module = "lstm"
-    _blocks = 4
-    _state_names = ("h", "c")
 
-    def _tape_shapes(self, T, B):
-        H = self.hidden_size
-        return [(T + 1, B, H), (T + 1, B, H), (T, B, 5 * H)]
 
 
 class UGRNN(Cell):
@@ -452,12 +482,8 @@ class UGRNN(Cell):
     """
 
     _module = "ugrnn"
-    _blocks = 2
     _forget_blocks = (0,)
 
-    def _tape_shapes(self, T, B):
-        H = self.hidden_size
-        return [(T + 1, B, H), (T, B, 2 * H)]
 
 
 class IntersectionRNN(Cell):
@@ -477,7 +503,6 @@ class IntersectionRNN(Cell):
     """
 
     _module = "intersection"
-    _blocks = 4
     _forget_blocks = (0, 2)
 
     @classmethod
@@ -485,12 +510,10 @@ class IntersectionRNN(Cell):
         H, I = hidden_size, input_size
         # The projection exists only when the sizes differ; a zero-size shape marks it absent.
         P = 0 if I == H else H
-        return {"weight_ih": (4 * H, H), "weight_hh": (4 * H, H), "bias_ih": (4 * H,), "bias_hh": (4 * H,),
-                "weight_in": (P, I), "bias_in": (P,)}
+        G = cls._blocks * H  # the gates read the projected input, H wide
+        return {"weight_ih": (G, H), "weight_hh": (G, H), "bias_ih": (G,), "bias_hh": (G,), "weight_in": (P, I),
+                "bias_in": (P,)}
 
-    def _tape_shapes(self, T, B):
-        H = self.hidden_size
-        return [(T, B, H), (T + 1, B, H), (T, B, 4 * H)]
 
     def flop_count(self, T, B):
         """The gates read the projected input (H wide, like the state), plus the projection's own

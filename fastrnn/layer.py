@@ -11,8 +11,6 @@ stack's layers) of arrays; :func:`tree_map` and :func:`leaves` walk them.
 
 import abc
 
-import numpy as np
-
 #: Every layer kind by the name its description carries (filled as the subclasses are defined).
 KINDS = {}
 
@@ -81,6 +79,21 @@ class Layer(abc.ABC):
     def flop_count(self, T, B):
         """FLOPs of one forward + backward over (T, B): 2 per multiply-add of the products."""
 
+    def kernel_calls(self, x, state, dy, dstate, truncate=None):
+        """(forward, backward, outputs): two functions of no arguments running one forward and one
+        backward on these inputs, for timing; ``backward`` uses the last forward's tape and leaves
+        (grads, dx, dstate0) in the list ``outputs``. Here through the public calls (a stack's
+        work is its layers' calls); a cell binds its kernels directly (:meth:`fastrnn.Cell.kernel_calls`)."""
+        tape, outputs = [], []
+
+        def forward():
+            tape[:] = [self.forward(x, state)[2]]
+
+        def backward():
+            outputs[:] = self.backward(tape[0], dy, dstate, truncate=truncate)
+
+        return forward, backward, outputs
+
     def state_size(self):
         """S, the number of features of the state of one sequence, all leaves flattened."""
         return sum(leaf.size for leaf in leaves(self.zero_state(1)))
@@ -132,8 +145,3 @@ def leaves(state):
     if isinstance(state, (tuple, list)):
         return [leaf for part in state for leaf in leaves(part)]
     return [state]
-
-
-def zeros_like_state(state):
-    """A state of zeros with the nesting and shapes of ``state``."""
-    return tree_map(np.zeros_like, state)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .cells import GRU, LSTM, RNN, UGRNN, Cell, IntersectionRNN
+from .cells import GRU, LSTM, RNN, UGRNN, IntersectionRNN
 from .layer import tree_map
 from .model import Model
 from .optim import OPTIMIZERS
@@ -105,51 +105,22 @@ def make_inputs(cell, T, B, seed=0):
     return {"x": x, "state": state, "dy": dy, "dstate": dstate}
 
 
-def train_step(cell, T, B, seed=0, truncate=None):
-    """A function running one forward + backward of ``cell``'s backend module directly.
-
-    For a stack (or bidirectional pair), one forward + backward through its public methods,
-    which is the work the caller's training loop does. For a cell, the arguments are validated
-    and converted once here, and the outputs allocated once, so the
-    returned callable times the kernel (or the reference) alone, through its ``_into`` functions,
-    without the public layer's checks and allocations.
-    """
-    inputs = make_inputs(cell, T, B, seed)
-    if not isinstance(cell, Cell):
-        return api_step(cell, inputs, truncate)
-    x = inputs["x"]
-    states = cell._states("state", inputs["state"], B)
-    dstates = cell._states("dstate", inputs["dstate"], B)
-    params = cell._param_list()
-    options = cell._options()
-    dy = inputs["dy"]
-    k = -1 if truncate is None else truncate
-    impl = cell._impl
-    T, B = x.shape[:2]
-
-    # Output buffers are allocated once and reused by every call, as a training loop does: a
-    # fresh megabyte-sized array costs its page faults on every call (measured 1.4 ms of a 3.4 ms
-    # step at T=100, B=16, H=64), which would time the allocator instead of the kernel.
-    y = np.empty((T, B, cell.output_size), cell.dtype)
-    final = [np.empty_like(s) for s in states]
-    tape = [np.empty(shape, cell.dtype) for shape in cell._tape_shapes(T, B)]
-    grads = [np.empty_like(p) for p in params]
-    dx = np.empty_like(x)
-    dstate0 = [np.empty_like(s) for s in states]
-
-    forward_args = (x, *states, *params, *options, y, *final, *tape)
-    backward_args = (x, *params, *options, *tape, dy, *dstates, k, *grads, dx, *dstate0)
-    forward_into, backward_into = impl.forward_into, impl.backward_into
+def train_step(core, T, B, seed=0, truncate=None):
+    """A function running one forward + backward of ``core`` on :func:`make_inputs`' arrays, as
+    :meth:`fastrnn.layer.Layer.kernel_calls` binds them: for a cell its backend's kernels (or
+    references) alone, without the public layer's checks and allocations; for a stack its
+    layers' public calls, which is the work its training loop does. ``step.forward`` and
+    ``step.backward`` run the halves apart (backward on the tape the last forward wrote)."""
+    inputs = make_inputs(core, T, B, seed)
+    forward, backward, outputs = core.kernel_calls(inputs["x"], inputs["state"], inputs["dy"], inputs["dstate"],
+                                                   truncate)
 
     def step():
-        forward_into(*forward_args)
-        backward_into(*backward_args)
-        return grads, dx, dstate0
+        forward()
+        backward()
+        return outputs
 
-    # The halves on their own, for benchmarks that time them apart (backward reuses the tape
-    # that the last forward wrote).
-    step.forward = lambda: forward_into(*forward_args)
-    step.backward = lambda: backward_into(*backward_args)
+    step.forward, step.backward = forward, backward
     return step
 
 

@@ -14,6 +14,7 @@ from ._driver import copy_into, mm_ab, mm_abt, mm_atb, prepare, recur_backward, 
 from ._gemm import OVERWRITE, packed_shape
 from ._jit import kernel
 from .steps import INTERSECTION as CELL
+from .steps.intersection import CACHE, SEPARATE_HH
 
 
 @kernel
@@ -44,7 +45,7 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, weight_in, bias_in):
     h_n = np.empty((B, H), x.dtype)
     xt = np.empty((T, B, H), x.dtype)
     hs = np.empty((T + 1, B, H), x.dtype)
-    cache = np.empty((T, B, 4 * H), x.dtype)
+    cache = np.empty((T, B, CACHE * H), x.dtype)
     forward_into(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, weight_in, bias_in, y, h_n, xt, hs, cache)
     return y, h_n, xt, hs, cache
 
@@ -60,7 +61,7 @@ def backward_into(x, weight_ih, weight_hh, bias_ih, bias_hh, weight_in, bias_in,
     project = weight_in.shape[0] > 0
     # Without the projection x̃ is x, and its gradient is dx itself.
     dxt = np.empty((T, B, H), x.dtype) if project else dx
-    recur_backward(CELL, 0, False, xt, weight_ih, weight_hh, hs, cs, cache, dy, dh_n, none, truncate,
+    recur_backward(CELL, 0, SEPARATE_HH, xt, weight_ih, weight_hh, hs, cs, cache, dy, dh_n, none, truncate,
                    dweight_ih, dweight_hh, dbias_ih, dbias_hh, dxt, dh0, none)
     if not project:
         return

@@ -11,6 +11,7 @@ import numpy as np
 from ._driver import copy_into, recur_backward, recur_forward
 from ._jit import kernel
 from .steps import LSTM as CELL
+from .steps.lstm import CACHE, SEPARATE_HH
 
 
 @kernel
@@ -32,7 +33,7 @@ def forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):
     c_n = np.empty((B, H), x.dtype)
     hs = np.empty((T + 1, B, H), x.dtype)
     cs = np.empty((T + 1, B, H), x.dtype)
-    cache = np.empty((T, B, 5 * H), x.dtype)
+    cache = np.empty((T, B, CACHE * H), x.dtype)
     forward_into(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, y, h_n, c_n, hs, cs, cache)
     return y, h_n, c_n, hs, cs, cache
 
@@ -41,7 +42,7 @@ def forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):
 def backward_into(x, weight_ih, weight_hh, bias_ih, bias_hh, hs, cs, cache, dy, dh_n, dc_n, truncate,
                   dweight_ih, dweight_hh, dbias_ih, dbias_hh, dx, dh0, dc0):
     """:func:`backward`, writing the gradients into given arrays of the parameters' and inputs' shapes."""
-    recur_backward(CELL, 0, False, x, weight_ih, weight_hh, hs, cs, cache, dy, dh_n, dc_n, truncate,
+    recur_backward(CELL, 0, SEPARATE_HH, x, weight_ih, weight_hh, hs, cs, cache, dy, dh_n, dc_n, truncate,
                    dweight_ih, dweight_hh, dbias_ih, dbias_hh, dx, dh0, dc0)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from ._driver import copy_into, recur_backward, recur_forward
 from ._jit import kernel
 from .steps import RNN as CELL
-from .steps.rnn import RELU, SIGMOID, TANH
+from .steps.rnn import RELU, SEPARATE_HH, SIGMOID, TANH
 
 #: ``nonlinearity`` codes: an int, because a string argument costs ~1.6 µs per call to unbox.
 NONLINEARITIES = {"tanh": TANH, "relu": RELU, "sigmoid": SIGMOID}
@@ -52,7 +52,7 @@ def backward_into(x, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, hs, d
     cache = np.empty((T, B, 0), x.dtype)
     dc_n = np.empty((B, 0), x.dtype)
     dc0 = np.empty((B, 0), x.dtype)
-    recur_backward(CELL, nonlinearity, False, x, weight_ih, weight_hh, hs, cs, cache, dy, dh_n, dc_n, truncate,
+    recur_backward(CELL, nonlinearity, SEPARATE_HH, x, weight_ih, weight_hh, hs, cs, cache, dy, dh_n, dc_n, truncate,
                    dweight_ih, dweight_hh, dbias_ih, dbias_hh, dx, dh0, dc0)
 
 

@@ -111,7 +111,7 @@ def _rnn_backward(cell, option, x, params, layout, tape, dy, dfinal, truncate, g
 
 
 def _gated_forward(module, width):
-    """GRU and UGRNN: the tape is hs and a cache of ``width`` H columns."""
+    """GRU and UGRNN: the tape is hs and a cache of ``width`` H columns (the step module's CACHE)."""
     def forward(cell, option, x, state, params, layout, y, final):
         T, B, _ = x.shape
         H = y.shape[2]
@@ -137,7 +137,7 @@ def _lstm_forward(cell, option, x, state, params, layout, y, final):
     H = y.shape[2]
     hs = np.empty((T + 1, B, H), x.dtype)
     cs = np.empty((T + 1, B, H), x.dtype)
-    cache = np.empty((T, B, 5 * H), x.dtype)
+    cache = np.empty((T, B, steps.lstm.CACHE * H), x.dtype)
     lstm.forward_into(x, state[0], state[1], _matrix(params, layout, 0), _matrix(params, layout, 1),
                       _vector(params, layout, 2), _vector(params, layout, 3), y, final[0], final[1], hs, cs, cache)
     return hs, cs, cache
@@ -155,7 +155,7 @@ def _intersection_forward(cell, option, x, state, params, layout, y, final):
     H = y.shape[2]
     xt = np.empty((T, B, H), x.dtype)
     hs = np.empty((T + 1, B, H), x.dtype)
-    cache = np.empty((T, B, 4 * H), x.dtype)
+    cache = np.empty((T, B, steps.intersection.CACHE * H), x.dtype)
     intersection.forward_into(x, state[0], _matrix(params, layout, 0), _matrix(params, layout, 1),
                               _vector(params, layout, 2), _vector(params, layout, 3), _matrix(params, layout, 4),
                               _vector(params, layout, 5), y, final[0], xt, hs, cache)
@@ -172,7 +172,7 @@ def _intersection_backward(cell, option, x, params, layout, tape, dy, dfinal, tr
 
 
 def _hidden_at(index):
-    """Where a cell's tape keeps its hidden states: the first array, or the +RNN's second."""
+    """A one-state cell's tape keeps its hidden states at ``index`` (the place of "hs" in its TAPE)."""
     def state_at(cell, tape, j, out):
         hs = tape[index]
         for b in range(out.shape[1]):
@@ -182,18 +182,20 @@ def _hidden_at(index):
 
 
 def _lstm_state_at(cell, tape, j, out):
+    """LSTM's state (h, c): its tape's first two arrays, hs and cs (its TAPE)."""
     for s in range(2):
         for b in range(out.shape[1]):
             for i in range(out.shape[2]):
                 out[s, b, i] = tape[s][j, b, i]
 
 
-_FORWARD = {steps.RNN: _rnn_forward, steps.GRU: _gated_forward(gru, 4), steps.LSTM: _lstm_forward,
-            steps.UGRNN: _gated_forward(ugrnn, 2), steps.INTERSECTION: _intersection_forward}
+_FORWARD = {steps.RNN: _rnn_forward, steps.GRU: _gated_forward(gru, steps.gru.CACHE), steps.LSTM: _lstm_forward,
+            steps.UGRNN: _gated_forward(ugrnn, steps.ugrnn.CACHE), steps.INTERSECTION: _intersection_forward}
 _BACKWARD = {steps.RNN: _rnn_backward, steps.GRU: _gated_backward(gru), steps.LSTM: _lstm_backward,
              steps.UGRNN: _gated_backward(ugrnn), steps.INTERSECTION: _intersection_backward}
-_STATE_AT = {steps.RNN: _hidden_at(0), steps.GRU: _hidden_at(0), steps.LSTM: _lstm_state_at,
-             steps.UGRNN: _hidden_at(0), steps.INTERSECTION: _hidden_at(1)}
+_STATE_AT = {steps.RNN: _hidden_at(steps.rnn.TAPE.index("hs")), steps.GRU: _hidden_at(steps.gru.TAPE.index("hs")),
+             steps.LSTM: _lstm_state_at, steps.UGRNN: _hidden_at(steps.ugrnn.TAPE.index("hs")),
+             steps.INTERSECTION: _hidden_at(steps.intersection.TAPE.index("hs"))}
 
 
 def core_forward(cell, option, x, state, params, layout, y, final):
@@ -387,7 +389,7 @@ def run(cell, data, buffers, settings, out):
     p = layout.shape[0]
     H = layout[p - 2, 2]
     O = layout[p - 2, 1]
-    S = 2 if cell == steps.LSTM else 1
+    S = steps.STATE_COUNTS[cell]
     loss = int(config[C_LOSS])
     last_only = config[C_READOUT_LAST] != 0.0
     summed = config[C_SUM] != 0.0

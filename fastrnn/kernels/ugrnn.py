@@ -11,6 +11,7 @@ import numpy as np
 from ._driver import copy_into, recur_backward, recur_forward
 from ._jit import kernel
 from .steps import UGRNN as CELL
+from .steps.ugrnn import CACHE, SEPARATE_HH
 
 
 @kernel
@@ -30,7 +31,7 @@ def forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh):
     y = np.empty((T, B, H), x.dtype)
     h_n = np.empty((B, H), x.dtype)
     hs = np.empty((T + 1, B, H), x.dtype)
-    cache = np.empty((T, B, 2 * H), x.dtype)
+    cache = np.empty((T, B, CACHE * H), x.dtype)
     forward_into(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, y, h_n, hs, cache)
     return y, h_n, hs, cache
 
@@ -42,7 +43,7 @@ def backward_into(x, weight_ih, weight_hh, bias_ih, bias_hh, hs, cache, dy, dh_n
     T, B, _ = x.shape
     cs = np.empty((T + 1, B, 0), x.dtype)
     none = np.empty((B, 0), x.dtype)
-    recur_backward(CELL, 0, False, x, weight_ih, weight_hh, hs, cs, cache, dy, dh_n, none, truncate,
+    recur_backward(CELL, 0, SEPARATE_HH, x, weight_ih, weight_hh, hs, cs, cache, dy, dh_n, none, truncate,
                    dweight_ih, dweight_hh, dbias_ih, dbias_hh, dx, dh0, none)
 
 

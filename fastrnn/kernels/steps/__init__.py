@@ -1,7 +1,9 @@
 """Pointwise step math, one module per cell; the driver reaches them through :func:`forward` and
 :func:`backward` here.
 
-Each module defines ``forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)`` and
+Each module defines its layout (``GATES``, ``STATES``, ``TAPE``, ``CACHE``, ``SEPARATE_HH``,
+``DIRECT_INPUT``: the one place a cell's numbers live),
+``forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)`` and
 ``backward(option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt)`` with the
 contract written in :mod:`fastrnn.kernels._driver`.
 """
@@ -16,13 +18,23 @@ LSTM = 2
 UGRNN = 3
 INTERSECTION = 4
 
-#: Cells whose backward step adds a direct gradient into dx (the +RNN's y reads x̃ itself); for the
-#: others dx is the input GEMM alone, written straight into the caller's array.
-DIRECT_INPUT = (INTERSECTION,)
-
 from . import gru, intersection, lstm, rnn, ugrnn  # noqa: E402  (the modules read nothing from here)
 
 _MODULES = {RNN: rnn, GRU: gru, LSTM: lstm, UGRNN: ugrnn, INTERSECTION: intersection}
+
+#: Cells whose backward step adds a direct gradient into dx (the +RNN's y reads x̃ itself); for the
+#: others dx is the input GEMM alone, written straight into the caller's array.
+DIRECT_INPUT = tuple(cell for cell, module in _MODULES.items() if module.DIRECT_INPUT)
+#: The number of state parts of each cell, by its id.
+STATE_COUNTS = tuple(len(_MODULES[cell].STATES) for cell in range(len(_MODULES)))
+
+
+def tape_shapes(module, T, B, H):
+    """The shapes of the tape arrays a cell's forward fills, in its kernels' argument order, from its
+    step module's ``TAPE`` and ``CACHE``: ``xt (T, B, H)`` (a projected input), ``hs``/``cs``
+    ``(T+1, B, H)`` (the states, the initial one first), ``cache (T, B, CACHE*H)``."""
+    shapes = {"xt": (T, B, H), "hs": (T + 1, B, H), "cs": (T + 1, B, H), "cache": (T, B, module.CACHE * H)}
+    return [shapes[name] for name in module.TAPE]
 
 
 def forward(cell, option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):

@@ -11,7 +11,9 @@ at two offsets (GRU's n gate reading r from the same cache row) stayed scalar, 6
 from .._jit import inlined
 from .._math import relu, sigmoid, tanh
 
-SIGMOID, TANH, RELU = 0, 1, 2
+# The activation of a block (``kind``), a set of codes of its own: the RNN's ``nonlinearity``
+# codes (steps.rnn's TANH, RELU, SIGMOID) are public kernel arguments and number them otherwise.
+ACT_SIGMOID, ACT_TANH, ACT_RELU = 0, 1, 2
 
 
 @inlined
@@ -20,10 +22,10 @@ def activate(kind, t, b, lo, hi, xp, b_ih, hp, b_hh, cache):
     # One-dimensional views, one per operand: indexing the 3-d arrays directly left this loop
     # scalar inside the driver (LLVM did not vectorise it; 4x slower at B=32, H=64).
     out, x, h, bi, bh = cache[t, b, lo:hi], xp[t, b, lo:hi], hp[b, lo:hi], b_ih[lo:hi], b_hh[lo:hi]
-    if kind == SIGMOID:
+    if kind == ACT_SIGMOID:
         for j in range(hi - lo):
             out[j] = sigmoid(x[j] + bi[j] + h[j] + bh[j])
-    elif kind == TANH:
+    elif kind == ACT_TANH:
         for j in range(hi - lo):
             out[j] = tanh(x[j] + bi[j] + h[j] + bh[j])
     else:

@@ -20,6 +20,15 @@ so the driver runs this cell with ``separate_hh``.
 from .._jit import inlined
 from .._math import sigmoid, tanh
 
+# The cell's layout: the one place these are defined. fastrnn.cells, the cell's kernels, the driver
+# and the compiled training loop read them (the tape's array shapes: steps.tape_shapes).
+GATES = 3  # gate blocks of H rows in W_ih, W_hh, b_ih, b_hh: r, z, n
+STATES = ("h",)  # the parts of the recurrent state
+TAPE = ("hs", "cache")  # what forward records for backward, in the kernels' argument order
+CACHE = 4  # columns of the cache per step, in units of H
+SEPARATE_HH = True  # the backward step writes the hidden-side gradient gh apart from gi (b_hn sits inside r * (...))
+DIRECT_INPUT = False  # dx is the input GEMM alone
+
 
 @inlined
 def _blocks(cache, t, B, H):

@@ -6,7 +6,16 @@ step adds gy ⊙ dout into ``dxt``. cache[t] holds gh, h̃, gy, ỹ.
 """
 
 from .._jit import inlined
-from ._blocks import RELU, SIGMOID, TANH, activate
+from ._blocks import ACT_RELU, ACT_SIGMOID, ACT_TANH, activate
+
+# The cell's layout: the one place these are defined. fastrnn.cells, the cell's kernels, the driver
+# and the compiled training loop read them (the tape's array shapes: steps.tape_shapes).
+GATES = 4  # gate blocks of H rows in W_ih, W_hh, b_ih, b_hh: gh, h, gy, y
+STATES = ("h",)  # the parts of the recurrent state
+TAPE = ("xt", "hs", "cache")  # what forward records for backward, in the kernels' argument order
+CACHE = 4  # columns of the cache per step, in units of H
+SEPARATE_HH = False  # gh is gi: both pre-activations get the same gradient
+DIRECT_INPUT = True  # the backward step adds y's direct gradient gy * dout into dxt
 
 
 @inlined
@@ -15,10 +24,10 @@ def forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
     H = G // 4
     for b in range(B):
         # Short loops over few arrays each, so that each one vectorises (see _blocks).
-        activate(SIGMOID, t, b, 0, H, xp, b_ih, hp, b_hh, cache)  # gh
-        activate(TANH, t, b, H, 2 * H, xp, b_ih, hp, b_hh, cache)  # h̃
-        activate(SIGMOID, t, b, 2 * H, 3 * H, xp, b_ih, hp, b_hh, cache)  # gy
-        activate(RELU, t, b, 3 * H, 4 * H, xp, b_ih, hp, b_hh, cache)  # ỹ
+        activate(ACT_SIGMOID, t, b, 0, H, xp, b_ih, hp, b_hh, cache)  # gh
+        activate(ACT_TANH, t, b, H, 2 * H, xp, b_ih, hp, b_hh, cache)  # h̃
+        activate(ACT_SIGMOID, t, b, 2 * H, 3 * H, xp, b_ih, hp, b_hh, cache)  # gy
+        activate(ACT_RELU, t, b, 3 * H, 4 * H, xp, b_ih, hp, b_hh, cache)  # ỹ
         a = cache[t, b]
         gate_h, cand_h, gate_y, cand_y = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
         h_prev, h_new, x, y = hs[t, b], hs[t + 1, b], xt[t, b], ys[t, b]

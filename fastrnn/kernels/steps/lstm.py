@@ -5,7 +5,16 @@ cache[t] holds i, f, g, o and tanh(c_t).
 
 from .._jit import inlined
 from .._math import tanh
-from ._blocks import SIGMOID, TANH, activate
+from ._blocks import ACT_SIGMOID, ACT_TANH, activate
+
+# The cell's layout: the one place these are defined. fastrnn.cells, the cell's kernels, the driver
+# and the compiled training loop read them (the tape's array shapes: steps.tape_shapes).
+GATES = 4  # gate blocks of H rows in W_ih, W_hh, b_ih, b_hh: i, f, g, o
+STATES = ("h", "c")  # the parts of the recurrent state
+TAPE = ("hs", "cs", "cache")  # what forward records for backward, in the kernels' argument order
+CACHE = 5  # columns of the cache per step, in units of H
+SEPARATE_HH = False  # gh is gi: both pre-activations get the same gradient
+DIRECT_INPUT = False  # dx is the input GEMM alone
 
 
 @inlined
@@ -14,9 +23,9 @@ def forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
     H = G // 4
     for b in range(B):
         # Short loops over few arrays each, so that each one vectorises (see _blocks).
-        activate(SIGMOID, t, b, 0, 2 * H, xp, b_ih, hp, b_hh, cache)  # i, f
-        activate(TANH, t, b, 2 * H, 3 * H, xp, b_ih, hp, b_hh, cache)  # g
-        activate(SIGMOID, t, b, 3 * H, 4 * H, xp, b_ih, hp, b_hh, cache)  # o
+        activate(ACT_SIGMOID, t, b, 0, 2 * H, xp, b_ih, hp, b_hh, cache)  # i, f
+        activate(ACT_TANH, t, b, 2 * H, 3 * H, xp, b_ih, hp, b_hh, cache)  # g
+        activate(ACT_SIGMOID, t, b, 3 * H, 4 * H, xp, b_ih, hp, b_hh, cache)  # o
         a = cache[t, b]
         ig, fg, gg, og, tanh_c = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:4 * H], a[4 * H:]
         c_prev, c_new, h_new, y = cs[t, b], cs[t + 1, b], hs[t + 1, b], ys[t, b]

@@ -3,6 +3,16 @@
 from .._jit import inlined
 from .._math import relu, sigmoid, tanh
 
+# The cell's layout: the one place these are defined. fastrnn.cells, the cell's kernels, the driver
+# and the compiled training loop read them (the tape's array shapes: steps.tape_shapes).
+GATES = 1  # gate blocks of H rows in W_ih, W_hh, b_ih, b_hh: the pre-activation
+STATES = ("h",)  # the parts of the recurrent state
+TAPE = ("hs",)  # what forward records for backward, in the kernels' argument order
+CACHE = 0  # columns of the cache per step, in units of H
+SEPARATE_HH = False  # gh is gi: both pre-activations get the same gradient
+DIRECT_INPUT = False  # dx is the input GEMM alone
+
+#: ``option``, the nonlinearity: the codes of :data:`fastrnn.kernels.rnn.NONLINEARITIES`.
 TANH, RELU, SIGMOID = 0, 1, 2
 
 # The branch on ``option`` sits outside the element loops, one loop per nonlinearity: a branch

@@ -1,7 +1,16 @@
 """Update-gate RNN step (Collins et al. 2016): blocks g (gate), c (candidate); cache[t] holds g, c."""
 
 from .._jit import inlined
-from ._blocks import SIGMOID, TANH, activate
+from ._blocks import ACT_SIGMOID, ACT_TANH, activate
+
+# The cell's layout: the one place these are defined. fastrnn.cells, the cell's kernels, the driver
+# and the compiled training loop read them (the tape's array shapes: steps.tape_shapes).
+GATES = 2  # gate blocks of H rows in W_ih, W_hh, b_ih, b_hh: g, c
+STATES = ("h",)  # the parts of the recurrent state
+TAPE = ("hs", "cache")  # what forward records for backward, in the kernels' argument order
+CACHE = 2  # columns of the cache per step, in units of H
+SEPARATE_HH = False  # gh is gi: both pre-activations get the same gradient
+DIRECT_INPUT = False  # dx is the input GEMM alone
 
 
 @inlined
@@ -10,8 +19,8 @@ def forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
     H = G // 2
     for b in range(B):
         # Short loops over few arrays each, so that each one vectorises (see _blocks).
-        activate(SIGMOID, t, b, 0, H, xp, b_ih, hp, b_hh, cache)  # g
-        activate(TANH, t, b, H, 2 * H, xp, b_ih, hp, b_hh, cache)  # c
+        activate(ACT_SIGMOID, t, b, 0, H, xp, b_ih, hp, b_hh, cache)  # g
+        activate(ACT_TANH, t, b, H, 2 * H, xp, b_ih, hp, b_hh, cache)  # c
         gate, cand = cache[t, b, :H], cache[t, b, H:]
         h_prev, h_new, y = hs[t, b], hs[t + 1, b], ys[t, b]
         for i in range(H):
