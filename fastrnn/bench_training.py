@@ -23,6 +23,7 @@ from .bench import Measured, bench_case, calibrate, per_call
 from .model import Model
 from .optim import SGD, Adam
 from .registry import BY_CELL_NAME
+from .system import blas_threads
 
 #: (T, B, I, H): binary addition in batches of 16 and of 1, and a mid-sized problem.
 SIZES = ((8, 16, 2, 16), (8, 1, 2, 16), (100, 16, 64, 64))
@@ -183,3 +184,28 @@ def format_markdown(rows):
         lines.append(f"| {r.cell} | {r.dtype} | {r.T} | {r.B} | {r.I} | {r.H} | {r.numba_us:.1f} | "
                      f"{r.numpy_us:.1f} | {torch} | {r.vs_numpy:.1f}x | {versus} | {kernels} |")
     return "\n".join(lines)
+
+
+def task_step(task, backend, X, Y, *, cell=None, hidden=None, seed=0):
+    """One training update of a built-in task's model on the batch (X, Y), with the task's own
+    fit options (optimizer, truncation, synthetic gradients): :meth:`fastrnn.Model.training_step`."""
+    model = task.model(cell, hidden, backend, seed, input_size=X.shape[2])
+    options = task.fit_kwargs()
+    return model.training_step(X, Y, optimizer=options["optimizer"], tbptt=options.get("tbptt"),
+                               truncate=options.get("truncate"), synthetic_gradients=options.get("synthetic_gradients"))
+
+
+def task_step_times(task, X, Y, *, cell=None, hidden=None, seed=0, repeat=3, min_time=0.05):
+    """Seconds of :func:`task_step` on the numba and the numpy backend, the best of ``repeat``
+    interleaved runs in this process with BLAS on one thread (what ``fastrnn train`` prints);
+    returns ((numba, numpy), a description of the BLAS threads)."""
+    steps = [task_step(task, backend, X, Y, cell=cell, hidden=hidden, seed=seed) for backend in ("numba", "numpy")]
+    limits, threads = blas_threads(1)
+    with limits:
+        numbers = [calibrate(step, min_time) for step in steps]
+        best = [np.inf, np.inf]
+        for _ in range(repeat):
+            for i, (step, number) in enumerate(zip(steps, numbers)):
+                best[i] = min(best[i], per_call(step, number))
+    return tuple(best), threads
+

@@ -145,9 +145,7 @@ def _train(args):
     import copy
     import time
 
-    import numpy as np
-
-    from . import bench
+    from . import bench_training
     from .tasks import _MNIST, TASKS, Copy, PixelMNIST
 
     task = copy.copy(TASKS[args.task])  # options such as --text set this run's copy only
@@ -227,23 +225,10 @@ def _train(args):
 
     # The same training step on both backends, side by side in this process.
     batch = options["batch_size"]
-    X, Y = train[0][:batch], train[1][:batch]
-    steps = []
-    for backend in ("numba", "numpy"):
-        twin = task.model(args.cell, args.hidden, backend, args.seed, input_size=train[0].shape[2])
-        fresh = task.fit_kwargs()
-        steps.append(twin.training_step(X, Y, optimizer=fresh["optimizer"], tbptt=fresh.get("tbptt"),
-                                        truncate=fresh.get("truncate"),
-                                        synthetic_gradients=fresh.get("synthetic_gradients")))
-    limits, threads = _blas_threads(1)
-    with limits:
-        numbers = [bench.calibrate(step, 0.05) for step in steps]
-        best = [np.inf, np.inf]
-        for _ in range(3):
-            for i, (step, number) in enumerate(zip(steps, numbers)):
-                best[i] = min(best[i], bench.per_call(step, number))
-    print(f"training step (batch {batch}, forward + backward + update): numba {best[0] * 1e3:.3g} ms, "
-          f"NumPy reference {best[1] * 1e3:.3g} ms: {best[1] / best[0]:.1f}x ({threads})")
+    (numba_s, numpy_s), threads = bench_training.task_step_times(task, train[0][:batch], train[1][:batch],
+                                                                 cell=args.cell, hidden=args.hidden, seed=args.seed)
+    print(f"training step (batch {batch}, forward + backward + update): numba {numba_s * 1e3:.3g} ms, "
+          f"NumPy reference {numpy_s * 1e3:.3g} ms: {numpy_s / numba_s:.1f}x ({threads})")
     if args.plot:
         _plot(history, args.plot, task.name)
         print(f"learning curves written to {args.plot}")

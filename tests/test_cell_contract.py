@@ -1,13 +1,11 @@
-"""The contract of every cell (DESIGN §3-4): chunking, no mutation, dtypes, repeatable backward."""
+"""The contract of every cell, as Cell.forward and Cell.backward document it: chunking, no mutation,
+dtypes, repeatable backward."""
 
 import numpy as np
-import pytest
 
 from fastrnn.registry import make_inputs
 
-from .conftest import assert_state_close
-
-BACKENDS = ["numba", "numpy"]
+from .helpers import assert_state_close
 
 
 def _snapshot(value):
@@ -29,8 +27,6 @@ def _assert_same(before, after, what):
         np.testing.assert_array_equal(before, after, err_msg=f"{what} was modified")
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_chunked_forward_equals_one_call(case, backend, dtype):
     cell = case.make(3, 5, dtype=dtype, seed=1, backend=backend)
     inputs = make_inputs(cell, 11, 2, seed=2)
@@ -44,7 +40,6 @@ def test_chunked_forward_equals_one_call(case, backend, dtype):
     assert_state_close(state, final, dtype, f"{case} chunked final state")
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_no_call_mutates_its_inputs(case, backend):
     cell = case.make(3, 4, seed=1, backend=backend)
     inputs = make_inputs(cell, 6, 2, seed=2)
@@ -56,8 +51,6 @@ def test_no_call_mutates_its_inputs(case, backend):
     _assert_same(before_params, _snapshot(cell.params), f"{case} params")
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_outputs_have_the_cell_dtype_and_backward_repeats(case, backend, dtype):
     cell = case.make(3, 4, dtype=dtype, seed=1, backend=backend)
     x = np.arange(24).reshape(4, 2, 3)  # integer input is converted
@@ -82,7 +75,6 @@ def test_non_contiguous_input_is_accepted(case):
     np.testing.assert_array_equal(y1, y2)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_float32_close_to_float64(case, backend):
     cells = {d: case.make(3, 6, dtype=d, seed=5, backend=backend) for d in ("float32", "float64")}
     inputs = make_inputs(cells["float64"], 9, 3, seed=6)

@@ -8,11 +8,7 @@ import pytest
 
 from fastrnn import datasets
 
-
-def _idx(array, code=0x08):
-    dtype = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}[code]
-    header = bytes([0, 0, code, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
-    return header + np.ascontiguousarray(array, dtype=dtype).tobytes()
+from .helpers import idx_bytes, write_mnist
 
 
 @pytest.mark.parametrize("code, dtype", [(0x08, np.uint8), (0x09, np.int8), (0x0B, np.int16), (0x0C, np.int32),
@@ -20,7 +16,7 @@ def _idx(array, code=0x08):
 @pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gz"])
 def test_idx_files_round_trip(tmp_path, code, dtype, compressed):
     array = (np.arange(2 * 3 * 4) * 7 - 20).reshape(2, 3, 4).astype(dtype)
-    data = _idx(array, code)
+    data = idx_bytes(array, code)
     path = tmp_path / ("a.idx.gz" if compressed else "a.idx")
     path.write_bytes(gzip.compress(data) if compressed else data)
     got = datasets.load_idx(path)
@@ -40,7 +36,7 @@ def test_idx_files_round_trip(tmp_path, code, dtype, compressed):
 ], ids=["magic", "type", "ndim", "empty", "header", "data", "extra", "huge-claim"])
 @pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gz"])
 def test_bad_idx_files_are_a_value_error_naming_the_file(tmp_path, damage, message, compressed):
-    data = damage(_idx(np.arange(6, dtype=np.uint8).reshape(2, 3)))
+    data = damage(idx_bytes(np.arange(6, dtype=np.uint8).reshape(2, 3)))
     path = tmp_path / ("bad.gz" if compressed else "bad")
     path.write_bytes(gzip.compress(data) if compressed else data)
     with pytest.raises(ValueError, match=message) as caught:
@@ -50,24 +46,9 @@ def test_bad_idx_files_are_a_value_error_naming_the_file(tmp_path, damage, messa
 
 def test_a_damaged_gzip_stream_is_a_value_error(tmp_path):
     path = tmp_path / "bad.gz"
-    path.write_bytes(gzip.compress(_idx(np.arange(600, dtype=np.uint8)))[:-30])
+    path.write_bytes(gzip.compress(idx_bytes(np.arange(600, dtype=np.uint8)))[:-30])
     with pytest.raises(ValueError, match=str(path)):
         datasets.load_idx(path)
-
-
-def write_mnist(directory, n_train=5, n_test=3, compressed=False):
-    """The four MNIST IDX files of random images and labels in ``directory``; returns the arrays."""
-    rng = np.random.default_rng(0)
-    arrays = [rng.integers(0, 256, (n_train, 28, 28)), rng.integers(0, 10, n_train),
-              rng.integers(0, 256, (n_test, 28, 28)), rng.integers(0, 10, n_test)]
-    codes = [0x08, 0x08, 0x08, 0x08]
-    for name, array, code in zip(datasets.MNIST_FILES, arrays, codes):
-        data = _idx(array, code)
-        if compressed:
-            (directory / f"{name}.gz").write_bytes(gzip.compress(data))
-        else:
-            (directory / name).write_bytes(data)
-    return arrays
 
 
 @pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gz"])
@@ -86,7 +67,7 @@ def test_mnist_errors_name_what_is_missing(tmp_path):
     (tmp_path / "t10k-labels-idx1-ubyte").unlink()
     with pytest.raises(FileNotFoundError, match="no t10k-labels-idx1-ubyte"):
         datasets.mnist(tmp_path)
-    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(_idx(np.zeros(4, np.uint8)))  # 4 labels for 3 images
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros(4, np.uint8)))  # 4 labels for 3 images
     with pytest.raises(ValueError, match="t10k images .* do not pair up"):
         datasets.mnist(tmp_path)
 

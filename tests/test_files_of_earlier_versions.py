@@ -21,7 +21,6 @@ def expected():
 
 
 @pytest.mark.parametrize("name", ["rnn", "mixed"])
-@pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_an_earlier_model_file_loads_and_predicts_the_same(expected, name, backend):
     model = fastrnn.load(DATA / f"{name}_model.npz", backend=backend)
     assert model.reduction == "mean"  # written before the option existed

@@ -11,9 +11,8 @@ import pytest
 import fastrnn.kernels
 import fastrnn.reference
 from fastrnn.kernels._driver import BLOCK_ROWS
-from fastrnn.registry import make_inputs
 
-from .conftest import assert_close, assert_state_close
+from .helpers import assert_close, assert_pair, run_pair
 
 # (T, B, I, H). The kernels work through the sequence in blocks of BLOCK_ROWS // B steps; the
 # last shape has two full blocks and a partial one.
@@ -24,32 +23,7 @@ def truncations(T):
     return sorted({0, 1, 3, T - 1, T + 2}) + [None]
 
 
-def run_pair(case, T, B, I, H, dtype, truncate, with_state, seed=0):
-    cells = [case.make(I, H, dtype=dtype, seed=seed, backend=b) for b in ("numba", "numpy")]
-    inputs = make_inputs(cells[0], T, B, seed=seed + 1)
-    state = inputs["state"] if with_state else None
-    dstate = inputs["dstate"] if with_state else None
-    results = []
-    for cell in cells:
-        y, final, tape = cell.forward(inputs["x"], state)
-        grads, dx, dstate0 = cell.backward(tape, inputs["dy"], dstate, truncate=truncate)
-        results.append((y, final, grads, dx, dstate0))
-    return results
-
-
-def assert_pair(results, dtype, what):
-    (y, final, grads, dx, dstate0), (ry, rfinal, rgrads, rdx, rdstate0) = results
-    assert_close(y, ry, dtype, f"{what}: y")
-    assert_state_close(final, rfinal, dtype, f"{what}: final state")
-    assert grads.keys() == rgrads.keys()
-    for name in rgrads:
-        assert_close(grads[name], rgrads[name], dtype, f"{what}: grads[{name}]")
-    assert_close(dx, rdx, dtype, f"{what}: dx")
-    assert_state_close(dstate0, rdstate0, dtype, f"{what}: dstate")
-
-
 @pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "state+dstate"])
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "T{}B{}I{}H{}".format(*s))
 def test_kernel_matches_reference(case, shape, dtype, with_state):
     T, B, I, H = shape

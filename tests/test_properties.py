@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from fastrnn.registry import CASES
 
-from .test_kernels_vs_reference import assert_pair, run_pair
+from .helpers import DTYPES, assert_pair, run_pair
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -15,7 +15,7 @@ from .test_kernels_vs_reference import assert_pair, run_pair
     B=st.integers(1, 4),
     I=st.integers(1, 5),
     H=st.integers(1, 6),
-    dtype=st.sampled_from(["float64", "float32"]),
+    dtype=st.sampled_from(DTYPES),
     truncate=st.one_of(st.none(), st.integers(0, 11)),
     with_state=st.booleans(),
     seed=st.integers(0, 2**16),

@@ -11,6 +11,8 @@ import pytest
 
 from fastrnn.registry import make_inputs
 
+from .helpers import numeric_gradient
+
 T, B = 6, 2
 SIZES = [(3, 4), (4, 4)]  # (input_size, hidden_size): I != H and I == H
 
@@ -49,20 +51,6 @@ def windowed_loss(cell, x, state0, dy, dstate, k, frozen):
         if t == n - 1:
             total += _inner(dstate, state)
     return total
-
-
-def numeric_gradient(loss, array, eps=1e-6):
-    grad = np.zeros_like(array)
-    flat, gflat = array.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        up = loss()
-        flat[i] = old - eps
-        down = loss()
-        flat[i] = old
-        gflat[i] = (up - down) / (2 * eps)
-    return grad
 
 
 @pytest.mark.parametrize("truncate", [None, 0, 1, 3, T - 1, T + 2], ids=lambda k: f"k={k}")

@@ -1,4 +1,4 @@
-"""DilatedRNN and Bidirectional (DESIGN §5): the oracle chain, the state contract and validation.
+"""DilatedRNN and Bidirectional (their class docstrings): the oracle chain, the state contract and validation.
 
 The NumPy backend of a stack is :mod:`fastrnn.reference.dilated`, the direct recurrence over
 h_{t-d}, one step at a time; the numba backend interleaves the d chains into the cells' kernels.
@@ -12,9 +12,12 @@ from hypothesis import strategies as st
 import fastrnn
 from fastrnn.registry import BY_CELL_NAME, StackCase, make_inputs
 
-from .conftest import assert_close
-from .test_kernels_vs_reference import run_pair  # a StackCase builds like a CellCase
-from .test_reference_gradients import numeric_gradient
+from .helpers import (
+    DTYPES,
+    assert_close,
+    numeric_gradient,
+    run_pair,  # a StackCase builds like a CellCase
+)
 
 # Layer recipes: (cell case, or a (forward, backward) pair for a bidirectional layer; dilation).
 RECIPES = [
@@ -53,7 +56,6 @@ def assert_pair(results, dtype, what):
 # -- second link: the fast path against the reference -------------------------------------------
 
 @pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "state+dstate"])
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("T", [1, 5, 9], ids=lambda T: f"T{T}")
 @pytest.mark.parametrize("recipe", RECIPES, ids=str)
 def test_stack_matches_reference(recipe, T, dtype, with_state):
@@ -72,7 +74,7 @@ def test_stack_matches_reference(recipe, T, dtype, with_state):
     T=st.integers(1, 10),
     B=st.integers(1, 3),
     truncate=st.one_of(st.none(), st.integers(0, 4)),
-    dtype=st.sampled_from(["float64", "float32"]),
+    dtype=st.sampled_from(DTYPES),
     seed=st.integers(0, 2**16),
 )
 def test_any_dilations_match_reference(kinds, dilations, T, B, truncate, dtype, seed):
@@ -173,7 +175,6 @@ def test_truncation_counts_dilated_transitions():
 
 # -- the state contract ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("backend", ["numba", "numpy"])
 @pytest.mark.parametrize("recipe", UNIDIRECTIONAL, ids=str)
 def test_chunked_equals_one_call(recipe, backend):
     """Chunks of 3, 1 and 7 steps against dilations 1, 2, 3, 4 and 7: chunks shorter than d,
@@ -221,7 +222,6 @@ def test_gradients_pass_through_entries_no_step_reads():
             np.testing.assert_array_equal(part[2:5], dpart[0:3])
 
 
-@pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_no_call_mutates_its_inputs(backend):
     stack = RECIPES[3].make(3, 4, seed=1, backend=backend)
     inputs = make_inputs(stack, 6, 2, seed=2)
@@ -270,7 +270,6 @@ def test_params_are_one_live_view():
 
 # -- Bidirectional on its own ---------------------------------------------------------------
 
-@pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_bidirectional_is_two_cells_over_the_sequence_and_its_reverse(backend):
     f, b = fastrnn.GRU(3, 4, seed=0, backend=backend), fastrnn.LSTM(3, 2, seed=1, backend=backend)
     layer = fastrnn.Bidirectional(f, b)

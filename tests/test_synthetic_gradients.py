@@ -8,8 +8,7 @@ import fastrnn
 from fastrnn.reference.synthetic_gradients import decoupled_segment, flatten, unflatten
 from fastrnn.synthetic_gradients import SyntheticGradients, flatten_state, state_size, unflatten_state
 
-from .conftest import assert_close
-from .test_training import Recorder
+from .helpers import Recorder, assert_close
 
 CORES = {
     "rnn": lambda backend: fastrnn.RNN(2, 3, seed=0, backend=backend),

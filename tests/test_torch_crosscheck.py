@@ -10,7 +10,7 @@ import pytest
 import fastrnn
 from fastrnn.registry import make_inputs
 
-from .conftest import assert_close, assert_state_close
+from .helpers import assert_close, assert_state_close
 
 torch = pytest.importorskip("torch")
 
@@ -30,8 +30,6 @@ def _torch_state(state, dtype):
     return torch.tensor(state, dtype=dtype).unsqueeze(0).requires_grad_()
 
 
-@pytest.mark.parametrize("backend", ["numba", "numpy"])
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name, make_torch, make_ours", CELLS, ids=[c[0] for c in CELLS])
 def test_matches_pytorch_after_renaming(name, make_torch, make_ours, dtype, backend):
     T, B, I, H = 7, 3, 4, 5
@@ -77,7 +75,6 @@ def _rename(torch_name):
     return f"{layer.removesuffix('_reverse')}.{direction}.{base}"
 
 
-@pytest.mark.parametrize("backend", ["numba", "numpy"])
 @pytest.mark.parametrize("kind", ["gru", "lstm"])
 def test_two_layer_bidirectional_stack_matches_pytorch(kind, backend):
     """nn.GRU/nn.LSTM(num_layers=2, bidirectional=True) is a DilatedRNN of two Bidirectional layers

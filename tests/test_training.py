@@ -12,12 +12,11 @@ from fastrnn import datasets, io
 from fastrnn.cli import main
 from fastrnn.flat import CompiledLoop
 from fastrnn.losses import LOSSES
-from fastrnn.optim import Optimizer, clip_grad_norm
+from fastrnn.optim import clip_grad_norm
 from fastrnn.tasks import PERMUTATION_SEED, TASKS
 from fastrnn.training import PythonLoop
 
-from .test_datasets import write_mnist
-from .test_reference_gradients import numeric_gradient
+from .helpers import Recorder, numeric_gradient, write_mnist
 
 
 def small_model(backend="numpy", loss="softmax_cross_entropy", readout="all", seed=0, kind="rnn"):
@@ -37,19 +36,6 @@ def small_data(loss, readout, N=4, T=7, seed=0):
         return X, rng.integers(0, 3, size=shape)
     Y = rng.uniform(0, 1, size=(*shape, 3))
     return X, (Y if loss == "sigmoid_cross_entropy" else 3 * Y - 1)
-
-
-class Recorder(Optimizer):
-    """An optimizer that leaves the parameters alone and keeps every gradient it was given."""
-
-    def __init__(self):
-        super().__init__(lr=0.0)
-        self.grads = []
-
-    def step(self, params, grads):
-        self.steps += 1
-        self.grads.append({k: g.copy() for k, g in grads.items()})
-        return True
 
 
 # -- losses and optimizers ------------------------------------------------------------------
@@ -536,7 +522,6 @@ def test_a_refused_update_changes_nothing():
             np.testing.assert_array_equal(v, state[k])
 
 
-@pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, backend):
     """A crash in the middle of epoch 3 loses only that epoch's partial work: resuming from the
     checkpoint of epoch 2 gives the uninterrupted run's parameters and history, bit for bit.

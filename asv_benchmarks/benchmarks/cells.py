@@ -5,11 +5,12 @@ Driven by :mod:`fastrnn.registry`, like the tests. asv runs each benchmark in a 
 """
 
 from fastrnn.bench import bench_case
-from fastrnn.registry import CASES, train_step
+from fastrnn.registry import CASES, CELL_SIZES, train_step
 
 CELLS = [case.name for case in CASES]
-# (T, B, I, H): the binary-addition network, a long thin sequence, a mid-sized batch, a large one.
-SIZES = ["8x1x2x16", "100x1x2x16", "100x16x64x64", "100x32x256x256"]
+# (T, B, I, H) as the registry gives them: the binary-addition network, a long thin sequence, a
+# mid-sized batch, a large one.
+SIZES = ["x".join(map(str, size)) for size in CELL_SIZES]
 
 
 def _case(cell):

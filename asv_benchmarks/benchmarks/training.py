@@ -17,12 +17,8 @@ class TimeTrainingStep:
     def setup(self, task, backend):
         task = TASKS[task]
         (X, Y), _ = task.data("small", seed=0)
-        options = task.fit_kwargs()
-        batch = options.get("batch_size", getattr(task, "batch", 32))  # copy sets its batch itself
-        model = task.model(backend=backend, seed=0, input_size=X.shape[2])
-        self.step = model.training_step(X[:batch], Y[:batch], optimizer=options["optimizer"],
-                                        tbptt=options.get("tbptt"), truncate=options.get("truncate"),
-                                        synthetic_gradients=options.get("synthetic_gradients"))
+        batch = task.fit_kwargs().get("batch_size", getattr(task, "batch", 32))  # copy sets its batch itself
+        self.step = bench_training.task_step(task, backend, X[:batch], Y[:batch])
         self.step()
 
     def time_training_step(self, task, backend):

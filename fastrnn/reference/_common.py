@@ -1,7 +1,7 @@
 """What every reference cell shares: a stable logistic function and the truncated-BPTT walk.
 
 Nothing here is shared with :mod:`fastrnn.kernels`; the walk is written as the definition of
-truncation reads (DESIGN §4), not as the kernels compute it.
+truncation reads (the per-output horizon of :meth:`fastrnn.Cell.backward`), not as the kernels compute it.
 """
 
 import numpy as np

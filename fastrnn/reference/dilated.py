@@ -8,7 +8,7 @@ from its incoming state S (d entries, oldest first: step t < d reads S[t] as h_{
 S'[i] = h_{T-d+i}. Each step is one call of the cell with T = 1, so this module knows nothing of
 how the fast path groups steps; the cells themselves must be checked on their own (they are).
 
-``truncate=k`` is the per-output horizon of DESIGN §4 counted in the layer's own transitions:
+``truncate=k`` is the per-output horizon of :meth:`fastrnn.Cell.backward` counted in the layer's own transitions:
 the gradient arriving at output t walks back through steps t, t-d, ..., t-k*d and stops there,
 reaching the incoming state only if its walk arrives at a step t' < d. The gradient at S'[i]
 walks like one more output of step T-d+i.
