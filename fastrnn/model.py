@@ -305,9 +305,9 @@ class Model:
         return cls(core, description["output_size"], loss=description["loss"], readout=description["readout"],
                    reduction=description.get("reduction", "mean"), seed=seed)
 
-    def save(self, path, **training):
+    def save(self, path, **checkpoint):
         """Write the model to ``path`` (.npz), atomically; :func:`fastrnn.load` reads it back."""
-        files.save(self, path, **training)
+        files.save(self, path, **checkpoint)
 
     def __repr__(self):
         return (f"Model({self.core!r}, {self.output_size}, loss={self.loss.name!r}, readout={self.readout!r}, "

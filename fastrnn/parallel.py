@@ -15,7 +15,7 @@ import threading
 
 import numpy as np
 
-from .metrics import WindowResult
+from .metrics import Metrics, WindowResult
 from .optim import SGD
 
 
@@ -87,17 +87,18 @@ class Shards:
                 raise WorkerError(f"fit: shard {s + 1} of {len(futures)} failed on its worker at step {step}: "
                                   f"{type(error).__name__}: {error}; the model keeps the parameters of the last "
                                   f"completed step") from error
-        count = sum(r.result.positions for r in results)
+        total = Metrics()
+        for r in results:
+            total.add_window(r.result)
         grads = None
         if all(r.result.grads is not None for r in results):
             grads = {name: sum(r.result.grads[name] for r in results) for name in results[0].result.grads}
-            if count:
-                grads = {name: g / model.normaliser(count) for name, g in grads.items()}
+            if total.positions:
+                grads = {name: g / model.normaliser(total.positions) for name, g in grads.items()}
         states[end] = [r.result.final for r in results]
         if following not in states:
             states[following] = [r.entering for r in results]
-        return WindowResult(sum(r.result.loss for r in results), count, sum(r.result.correct for r in results),
-                            sum(r.result.judged for r in results), grads, None, None)
+        return WindowResult(total.loss, total.positions, total.correct, total.judged, grads, None, None)
 
 
 class ShardResult:
