@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ._dilation import gather
+from ._threads import numba_threads
 from ._workspace import Workspace
 from .kernels._gemm import matmul
 from .registry import BY_NAME, CASES, STACKS, StackCase, api_step, make_inputs, train_step
@@ -39,6 +40,10 @@ class BenchRow(Measured):
     gflop: float = float("nan")
     gemm_gflops: float = float("nan")
     torch_us: float = None
+    #: Numba threads the kernel and the API call ran on; with more than one, ``one_thread_us`` is
+    #: the kernel on one thread, measured interleaved with the rest.
+    threads: int = 1
+    one_thread_us: float = None
 
     @property
     def speedup(self):
@@ -58,9 +63,14 @@ class BenchRow(Measured):
     def vs_torch(self):
         return None if self.torch_us is None else self.torch_us / self.kernel_us
 
+    @property
+    def scaling(self):
+        """Kernel time on one thread over kernel time on :attr:`threads` threads."""
+        return None if self.one_thread_us is None else self.one_thread_us / self.kernel_us
+
     def as_dict(self):
         return {**asdict(self), "speedup": self.speedup, "gflops": self.gflops, "gemm_fraction": self.gemm_fraction,
-                "vs_torch": self.vs_torch}
+                "vs_torch": self.vs_torch, "scaling": self.scaling}
 
 
 def flop_count(core, T, B):
@@ -184,9 +194,13 @@ def per_call(fn, number):
 
 
 def bench_case(case, size, dtype="float64", truncate=None, repeat=5, min_time=0.02, seed=0, gemm_gflops=None,
-               against_torch=False):
+               against_torch=False, threads=1):
     """Time one forward+backward of ``case`` at ``size`` = (T, B, I, H) on both backends
     (and PyTorch's fused layer, with ``against_torch``, where it has one).
+
+    The kernel and the API call run on ``threads`` Numba threads; with more than one, the kernel
+    is also timed on one thread, interleaved with the rest, for :attr:`BenchRow.scaling`. PyTorch
+    runs on whatever ``torch.set_num_threads`` says, the reference on NumPy's BLAS threads.
 
     For a stack, "kernel" is the whole stack on the numba backend through its public methods
     (the cells' kernels plus the interleaving around them), so it equals "via API".
@@ -197,24 +211,32 @@ def bench_case(case, size, dtype="float64", truncate=None, repeat=5, min_time=0.
     kernel_step = train_step(fast, T, B, seed, truncate)
     reference_step = train_step(slow, T, B, seed, truncate)
     api = api_step(fast, make_inputs(fast, T, B, seed), truncate)
-    steps = [kernel_step, reference_step, api]
+    # (call, Numba threads it runs on); the reference and PyTorch do not use Numba's threads.
+    steps = [(kernel_step, threads), (reference_step, 1), (api, threads)]
     theirs = torch_step(case, size, dtype, seed) if against_torch and truncate is None else None
     if theirs is not None:
-        steps.append(theirs)
-    numbers = [calibrate(step, min_time) for step in steps]
+        steps.append((theirs, 1))
+    if threads > 1:
+        steps.append((kernel_step, 1))
+    numbers = []
+    for step, n in steps:
+        with numba_threads(n):
+            numbers.append(calibrate(step, min_time))
     best = [np.inf] * len(steps)
     # Interleave them so that drift in the machine's speed hits them alike.
     for _ in range(repeat):
-        for i, (step, number) in enumerate(zip(steps, numbers)):
-            best[i] = min(best[i], per_call(step, number))
+        for i, ((step, n), number) in enumerate(zip(steps, numbers)):
+            with numba_threads(n):
+                best[i] = min(best[i], per_call(step, number))
     return BenchRow(case.name, np.dtype(dtype).name, T, B, I, H, truncate, best[0] * 1e6, best[1] * 1e6,
                     best[2] * 1e6, flop_count(fast, T, B) / 1e9,
                     gemm_gflops if gemm_gflops is not None else float("nan"),
-                    best[3] * 1e6 if theirs is not None else None)
+                    best[3] * 1e6 if theirs is not None else None, threads,
+                    best[-1] * 1e6 if threads > 1 else None)
 
 
 def run(cells=None, sizes=None, dtypes=("float64",), truncate=None, repeat=5, min_time=0.02,
-        progress=None, against_torch=False):
+        progress=None, against_torch=False, threads=1):
     """Benchmark every requested cell or stack, size and dtype; returns a list of :class:`BenchRow`.
 
     ``sizes=None`` times each registry case at its own sizes (``case.sizes``).
@@ -226,7 +248,7 @@ def run(cells=None, sizes=None, dtypes=("float64",), truncate=None, repeat=5, mi
         for dtype in dtypes:
             for size in sizes or case.sizes:
                 row = bench_case(case, size, dtype, truncate, repeat, min_time, gemm_gflops=rates[dtype],
-                                 against_torch=against_torch)
+                                 against_torch=against_torch, threads=threads)
                 rows.append(row)
                 if progress:
                     progress(row)
@@ -234,24 +256,30 @@ def run(cells=None, sizes=None, dtypes=("float64",), truncate=None, repeat=5, mi
 
 
 HEADER = (f"{'cell':<18} {'dtype':<8} {'T':>4} {'B':>4} {'I':>4} {'H':>4}  "
-          f"{'kernel µs':>10} {'reference µs':>13} {'speedup':>8} {'via API µs':>11} {'of GEMM':>8} {'vs torch':>9}")
+          f"{'kernel µs':>10} {'reference µs':>13} {'speedup':>8} {'via API µs':>11} {'of GEMM':>8} {'vs torch':>9} "
+          f"{'threads':>7} {'vs 1 thread':>11}")
 
 
 def _torch_cell(row):
     return "—" if row.vs_torch is None else f"{row.vs_torch:.1f}x"
 
 
+def _scaling_cell(row):
+    return "—" if row.scaling is None else f"{row.scaling:.2f}x"
+
+
 def format_row(row):
     return (f"{row.cell:<18} {row.dtype:<8} {row.T:>4} {row.B:>4} {row.I:>4} {row.H:>4}  "
             f"{row.kernel_us:>10.1f} {row.reference_us:>13.1f} {row.speedup:>7.1f}x {row.api_us:>11.1f} "
-            f"{row.gemm_fraction:>8.0%} {_torch_cell(row):>9}")
+            f"{row.gemm_fraction:>8.0%} {_torch_cell(row):>9} {row.threads:>7} {_scaling_cell(row):>11}")
 
 
 def format_markdown(rows):
-    lines = ["| cell | dtype | T | B | I | H | kernel µs | reference µs | speedup | via API µs | of GEMM | vs torch |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| cell | dtype | T | B | I | H | kernel µs | reference µs | speedup | via API µs | of GEMM | vs torch "
+             "| threads | vs 1 thread |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r.cell} | {r.dtype} | {r.T} | {r.B} | {r.I} | {r.H} | {r.kernel_us:.1f} | "
                      f"{r.reference_us:.1f} | {r.speedup:.1f}x | {r.api_us:.1f} | {r.gemm_fraction:.0%} | "
-                     f"{_torch_cell(r)} |")
+                     f"{_torch_cell(r)} | {r.threads} | {_scaling_cell(r)} |")
     return "\n".join(lines)

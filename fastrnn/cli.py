@@ -4,6 +4,7 @@ import argparse
 import json
 import sys
 
+from ._threads import numba_threads, threading_layer
 from .system import blas_kernels as _blas_kernels
 from .system import blas_threads as _blas_threads
 from .system import environment
@@ -35,6 +36,17 @@ def _number(convert, accept, expected):
 
 
 _positive = _number(int, lambda n: n >= 1, "a positive int")
+
+
+def _threads(text):
+    """A thread count Numba can run: 1 ... NUMBA_NUM_THREADS (the cores, unless set lower)."""
+    import numba  # noqa: PLC0415  (the CLI imports its heavy modules per command)
+
+    n = _positive(text)
+    if n > numba.config.NUMBA_NUM_THREADS:
+        raise argparse.ArgumentTypeError(f"at most NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS} threads, "
+                                         f"got {n}")
+    return n
 _non_negative = _number(int, lambda n: n >= 0, "an int >= 0")
 _positive_seconds = _number(float, lambda s: 0 < s < float("inf"), "a number of seconds > 0")
 
@@ -71,12 +83,12 @@ def _bench_training(args):
     except ImportError:
         torch = None
     if torch is not None:
-        torch.set_num_threads(args.blas_threads)
+        torch.set_num_threads(args.threads)
     limits, threads = _blas_threads(args.blas_threads)
     print("one training update of a batch (forward, head, sigmoid cross-entropy, backward, Adam), min over "
           "interleaved repeats; PyTorch: nn.RNN/GRU/LSTM + nn.Linear + BCEWithLogitsLoss + Adam (its tanh RNN for "
           "the sigmoid one)", flush=True)
-    with limits:
+    with limits, numba_threads(args.threads):
         rows = [bench_training.bench_training(name, size, dtype, args.repeat, args.min_time)
                 for name in names for dtype in dtypes for size in (args.size or bench_training.SIZES)]
         print()
@@ -87,8 +99,8 @@ def _bench_training(args):
           + ", ".join(f"{name} {seconds * 1e6:.1f}" for name, seconds in batch_one.items())
           + f"; fastrnn numba is {batch_one['fastrnn numpy'] / batch_one['fastrnn numba']:.1f}x the numpy backend "
             f"and {classic / batch_one['fastrnn numba']:.1f}x the classic program")
-    print(f"\n{environment()}; {threads}" + (f"; PyTorch {torch.__version__}, {args.blas_threads} thread(s)"
-                                               if torch is not None else ""))
+    print(f"\n{environment()}; {threads}; Numba threads: {args.threads}"
+          + (f"; PyTorch {torch.__version__}, {args.threads} thread(s)" if torch is not None else ""))
     return 0
 
 
@@ -111,7 +123,7 @@ def _bench(args):
             print("fastrnn bench: --against torch needs PyTorch (pip install torch==2.13.0, the CPU build)",
                   file=sys.stderr)
             return 2
-        torch.set_num_threads(args.blas_threads)
+        torch.set_num_threads(args.threads)
     if not args.json:
         print("forward+backward per call, min over repeats; speedup = reference / kernel; of GEMM = kernel "
               "GFLOP/s over the single-threaded GFLOP/s of the kernels' own matrix product (512x512 matrices); "
@@ -121,10 +133,11 @@ def _bench(args):
     limits, threads = _blas_threads(args.blas_threads)
     with limits:
         rows = bench.run(args.cells, args.size, dtypes, args.truncate, args.repeat, args.min_time, progress,
-                         against_torch=args.against == "torch")
+                         against_torch=args.against == "torch", threads=args.threads)
     if args.json:
         gemm = {row.dtype: row.gemm_gflops for row in rows}
-        json.dump({"environment": environment(), "blas_threads": threads, "blas_kernels": _blas_kernels(),
+        json.dump({"environment": environment(), "blas_threads": threads, "numba_threads": args.threads,
+                   "blas_kernels": _blas_kernels(),
                    "gemm_gflops": gemm,
                    "rows": [r.as_dict() for r in rows]}, sys.stdout, indent=2)
         print()
@@ -133,8 +146,10 @@ def _bench(args):
             print()
             print(bench.format_markdown(rows))
         gemm = ", ".join(f"{dtype} {rate:.0f}" for dtype, rate in {r.dtype: r.gemm_gflops for r in rows}.items())
-        print(f"\n{environment()}; {threads}; the kernels' single-threaded GEMM GFLOP/s: {gemm}"
-              + (f"; PyTorch {__import__('torch').__version__}" if args.against == "torch" else ""))
+        print(f"\n{environment()}; {threads}; Numba threads for the kernels: {args.threads}"
+              f" ({threading_layer()} layer); the kernels' single-threaded GEMM GFLOP/s: {gemm}"
+              + (f"; PyTorch {__import__('torch').__version__}, {args.threads} thread(s)"
+                 if args.against == "torch" else ""))
         kernels = _blas_kernels()
         if kernels:
             print(kernels)
@@ -439,8 +454,11 @@ def main(argv=None):
                    help="per-output horizon (default: full BPTT)")
     b.add_argument("--repeat", type=_positive, default=5, help="interleaved repeats; the minimum is reported")
     b.add_argument("--min-time", type=_positive_seconds, default=0.02, help="seconds per measurement")
+    b.add_argument("--threads", type=_threads, default=1, metavar="N",
+                   help="Numba threads for the kernels and PyTorch's threads (default 1: a ratio of single-threaded "
+                        "code); above 1 the kernels are also timed on one thread, for the scaling")
     b.add_argument("--blas-threads", type=_positive, default=1, metavar="N",
-                   help="BLAS threads for both sides (default 1: a ratio of single-threaded code)")
+                   help="BLAS threads for NumPy, which the references use (default 1)")
     b.add_argument("--against", choices=["torch"], help="also time PyTorch's fused nn.RNN/GRU/LSTM on the same work")
     b.add_argument("--training", action="store_true",
                    help="time whole training steps through Model (numba, numpy backend, PyTorch) and batch-1 "

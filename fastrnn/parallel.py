@@ -15,6 +15,7 @@ import threading
 
 import numpy as np
 
+from ._threads import numba_threads
 from .metrics import Metrics, WindowResult
 from .optim import SGD
 
@@ -118,13 +119,18 @@ def shard_gradients(spec, x, target, state, window, start, end, following, trunc
     """
     model_class, description, arrays = spec
     model = _rebuild(model_class, description, arrays)
-    result = model.window_gradients(x, target, state, window, start, end, truncate)
-    if result.grads is not None and result.positions:
-        result = result._replace(grads={name: g * model.normaliser(result.positions)
-                                        for name, g in result.grads.items()})
-    entering = None
-    if following != end and following != window:
-        _, entering, _ = model.core.forward(x[window:following], state)
+    # The shards already use the cores: a shard's kernels stay on its worker's one thread, rather
+    # than each starting threads of its own (Numba's thread count is per calling thread). With
+    # Numba's workqueue threading layer, two threads launching parallel regions at once would
+    # even abort the process.
+    with numba_threads(1):
+        result = model.window_gradients(x, target, state, window, start, end, truncate)
+        if result.grads is not None and result.positions:
+            result = result._replace(grads={name: g * model.normaliser(result.positions)
+                                            for name, g in result.grads.items()})
+        entering = None
+        if following != end and following != window:
+            _, entering, _ = model.core.forward(x[window:following], state)
     return ShardResult(result._replace(dstart=None), entering)
 
 

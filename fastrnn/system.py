@@ -8,10 +8,13 @@ import contextlib
 import os
 import platform
 
+import numba
+
+from ._threads import threading_layer
+
 
 def environment():
     """Hardware and versions to print under a speed table."""
-    import numba
     import numpy
     import scipy
 
@@ -92,7 +95,6 @@ def cpu_name():
 def report():
     """The lines ``fastrnn info`` prints: what a bug report needs."""
     import llvmlite
-    import numba
     import numpy
     import scipy
     from llvmlite import binding as llvm
@@ -112,7 +114,8 @@ def report():
         f"({'AVX-512' if _gemm.VECTOR_BYTES == 64 else 'AVX2 or narrower'}); "
         f"product tiles {_gemm.MR}x{_gemm.VECTORS * lanes} "
         f"in float64, {_gemm.MR}x{2 * _gemm.VECTORS * lanes} in float32",
-        f"Numba threads: {numba.get_num_threads()} (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}); "
+        f"Numba threads: {numba.get_num_threads()} (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}; "
+        f"threading layer: {threading_layer()}); "
         f"JIT {'disabled (NUMBA_DISABLE_JIT=1)' if numba.config.DISABLE_JIT else 'enabled'}",
     ]
     try:

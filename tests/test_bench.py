@@ -2,6 +2,7 @@
 
 import json
 
+import numba
 import numpy as np
 import pytest
 
@@ -43,6 +44,24 @@ def test_bench_table_and_markdown(capsys):
     out = capsys.readouterr().out
     assert "| rnn-sigmoid | float32 | 3 | 1 | 2 | 4 |" in out and "| rnn-sigmoid | float64 |" in out
     assert "single-threaded GEMM GFLOP/s: float32" in out
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
+def test_bench_threads_times_one_thread_beside(capsys):
+    assert main(["bench", "--cells", "lstm", "--size", "4x2x3x5", "--repeat", "1", "--min-time", "0.001",
+                 "--threads", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["numba_threads"] == 2
+    (row,) = report["rows"]
+    assert row["threads"] == 2 and row["scaling"] == pytest.approx(row["one_thread_us"] / row["kernel_us"])
+    assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS  # restored afterwards
+
+
+@pytest.mark.parametrize("count", ["0", "100000"])
+def test_bench_rejects_thread_counts_numba_cannot_run(count, capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--threads", count])
+    assert "--threads" in capsys.readouterr().err
 
 
 def test_bench_rejects_unknown_cells(capsys):

@@ -4,6 +4,8 @@ Driven by :mod:`fastrnn.registry`, like the tests. asv runs each benchmark in a 
 ``setup`` makes the first call, so compilation (or loading Numba's on-disk cache) is not timed.
 """
 
+import numba
+
 from fastrnn.bench import bench_case
 from fastrnn.registry import CASES, CELL_SIZES, train_step
 
@@ -69,3 +71,22 @@ class TrackSpeedup:
 
     def track_speedup(self, cell, dtype, size):
         return bench_case(_case(cell), _size(size), dtype, repeat=3, min_time=0.01).speedup
+
+
+class TrackThreadScaling:
+    """Kernel time on one thread over kernel time on all of Numba's threads (NUMBA_NUM_THREADS),
+    measured interleaved in this process, at the large size (where the products are split)."""
+
+    params = (CELLS, ["float64", "float32"], SIZES[3:])
+    param_names = ["cell", "dtype", "size"]
+    unit = "x"
+    number = 1
+    repeat = 1
+
+    def setup(self, cell, dtype, size):
+        if numba.config.NUMBA_NUM_THREADS < 2:
+            raise NotImplementedError("one Numba thread: nothing to scale over")
+
+    def track_scaling(self, cell, dtype, size):
+        return bench_case(_case(cell), _size(size), dtype, repeat=3, min_time=0.01,
+                          threads=numba.config.NUMBA_NUM_THREADS).scaling

@@ -3,6 +3,8 @@
 Driven by :data:`fastrnn.registry.STACKS`, like ``fastrnn bench``; each stack at its own size.
 """
 
+import numba
+
 from fastrnn.bench import bench_case
 from fastrnn.registry import BY_NAME, STACKS, train_step
 
@@ -43,3 +45,22 @@ class TrackStackSpeedup:
     def track_speedup(self, stack, dtype):
         case = BY_NAME[stack]
         return bench_case(case, case.sizes[0], dtype, repeat=3, min_time=0.01).speedup
+
+
+class TrackStackThreadScaling:
+    """Stack time on one thread over stack time on all of Numba's threads, measured interleaved."""
+
+    params = (NAMES, ["float64", "float32"])
+    param_names = ["stack", "dtype"]
+    unit = "x"
+    number = 1
+    repeat = 1
+
+    def setup(self, stack, dtype):
+        if numba.config.NUMBA_NUM_THREADS < 2:
+            raise NotImplementedError("one Numba thread: nothing to scale over")
+
+    def track_scaling(self, stack, dtype):
+        case = BY_NAME[stack]
+        return bench_case(case, case.sizes[0], dtype, repeat=3, min_time=0.01,
+                          threads=numba.config.NUMBA_NUM_THREADS).scaling

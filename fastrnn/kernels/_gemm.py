@@ -32,6 +32,7 @@ product.
 import ctypes
 
 import numba
+import numba.np.ufunc.parallel
 import numpy as np
 from llvmlite import binding as llvm
 from llvmlite import ir
@@ -39,7 +40,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._jit import inlined, kernel, with_python_fallback
+from ._jit import inlined, kernel, parallel, with_python_fallback
 
 
 def _vector_bytes():
@@ -64,6 +65,12 @@ OVERWRITE = np.bool_(False)
 # A chunk of A's rows is kept this small (bytes), so that it stays in the level-2 cache while
 # every panel of B passes over it.
 CHUNK_BYTES = 1 << 18
+# A product is split over threads, when more than one is allowed, from this many multiply-adds times
+# the element size in bytes (float64: 2^20 multiply-adds, float32: 2^21; a float32 multiply-add
+# takes half the time). Measured on 2 cores (Xeon, OpenMP layer), 2 threads over 1: float64
+# 16x64x256 1.17x, 16x128x512 1.63x, 8x256x1024 2.2x; float32 16x128x512 1.41x, 8x256x1024 1.72x,
+# 128x20x60 0.70x. A launch costs about 2 µs, and the second thread's share must pay for it.
+PARALLEL_WORK = 1 << 23
 
 def _tile_python(rows, vectors, k, pa, rs_a, cs_a, pb, ldb, pc, ldc, cols, accumulate, like):
     """:func:`_tile` for ``NUMBA_DISABLE_JIT=1``: the same tile of C, through NumPy views of the addresses."""
@@ -163,6 +170,35 @@ def _tile(typingctx, rows, vectors, k, pa, rs_a, cs_a, pb, ldb, pc, ldc, cols, a
                       types.intp, types.intp, types.intp, types.boolean, like), codegen
 
 
+# The threading layer defines the symbol ``get_num_threads`` that :func:`threads` calls. Numba loads
+# the layer when it compiles a parallel function, but not when it loads compiled code from its
+# cache, which then calls a symbol nobody defined (a crash, not an error): so it is loaded here.
+if not numba.config.DISABLE_JIT:
+    numba.np.ufunc.parallel._launch_threads()
+
+
+def _threads_python():
+    """:func:`threads` for ``NUMBA_DISABLE_JIT=1``."""
+    return numba.get_num_threads()
+
+
+@with_python_fallback(_threads_python)
+@intrinsic
+def threads(typingctx):
+    """The number of threads a parallel loop started now would use (:func:`numba.get_num_threads`).
+
+    ``numba.get_num_threads`` itself, called from compiled code, embeds the address of a ctypes
+    function and so stops every kernel that calls it from being cached; this calls the threading
+    layer's ``get_num_threads`` by its symbol, as Numba's own parallel loops do.
+    """
+    def codegen(context, builder, signature, args):
+        function = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(64), []),
+                                                  "get_num_threads")
+        return builder.call(function, [])
+
+    return types.intp(), codegen
+
+
 @kernel
 def packed_shape(k, n, like):
     """Shape (panels, k, width) of a (k, n) matrix of ``like``'s dtype once packed: panels NR
@@ -199,25 +235,63 @@ def packed(b):
 @kernel
 def _gemm_core(m, k, pa, rs_a, cs_a, bp, n, pc, ldc, accumulate):
     """:func:`gemm` on addresses and element strides: one compiled copy per dtype."""
-    width = bp.shape[2]
-    size = bp.itemsize
+    allowed = threads()
+    if allowed > 1 and m * n * k * bp.itemsize >= PARALLEL_WORK:
+        _gemm_split(m, k, pa, rs_a, cs_a, bp, n, pc, ldc, accumulate, allowed)
+        return
     # A in chunks of rows small enough to stay in cache while each panel of B, in turn, passes
     # over all of the chunk's tiles: B is read once per chunk, not once per tile.
-    chunk = max(MR, (CHUNK_BYTES // max(1, k * size)) // MR * MR)
+    chunk = _chunk_rows(k, bp.itemsize)
     for start in range(0, m, chunk):
         stop = min(m, start + chunk)
         for q in range(bp.shape[0]):
-            lo = q * width
-            cols = min(width, n - lo)
-            panel = bp.ctypes.data + q * k * width * size
-            a_rows, c_cols = pa + start * rs_a * size, pc + (start * ldc + lo) * size
-            if cols <= VECTOR_BYTES // size:
-                # Valid columns for one vector only (a narrow C, or its right edge): a tile of one
-                # vector, rather than three with two thirds thrown away.
-                _panel(MR, 1, stop - start, k, a_rows, rs_a, cs_a, panel, width, c_cols, ldc, cols, accumulate, bp)
-            else:
-                _panel(MR, VECTORS, stop - start, k, a_rows, rs_a, cs_a, panel, width, c_cols, ldc, cols, accumulate,
-                       bp)
+            _block(start, stop, q, k, pa, rs_a, cs_a, bp, n, pc, ldc, accumulate)
+
+
+@parallel
+def _gemm_split(m, k, pa, rs_a, cs_a, bp, n, pc, ldc, accumulate, threads):
+    """:func:`_gemm_core` on ``threads`` threads: the (row chunk, panel) blocks of C are shared out.
+
+    Each element of C is computed by exactly the same sequence of multiply-adds whichever thread
+    computes it, and in whichever tile: nothing is summed across threads, so the result is
+    bit-identical to the single-threaded product for every thread count.
+    """
+    panels = bp.shape[0]
+    chunk = _chunk_rows(k, bp.itemsize)
+    chunks = (m + chunk - 1) // chunk
+    # At least two blocks a thread, so that a thread is not left idle by a narrow C (the recurrences'
+    # per-step products have a few row tiles and a few dozen panels, or the other way round).
+    if chunks * panels < 2 * threads:
+        tiles = (m + MR - 1) // MR
+        chunks = min(tiles, (2 * threads + panels - 1) // panels)
+        chunk = (tiles + chunks - 1) // chunks * MR
+        chunks = (m + chunk - 1) // chunk
+    for u in numba.prange(chunks * panels):
+        start = (u // panels) * chunk
+        _block(start, min(m, start + chunk), u % panels, k, pa, rs_a, cs_a, bp, n, pc, ldc, accumulate)
+
+
+@inlined
+def _chunk_rows(k, size):
+    """Rows of A in a chunk: a multiple of MR whose k columns fit in CHUNK_BYTES."""
+    return max(MR, (CHUNK_BYTES // max(1, k * size)) // MR * MR)
+
+
+@inlined
+def _block(start, stop, q, k, pa, rs_a, cs_a, bp, n, pc, ldc, accumulate):
+    """Rows ``start..stop-1`` of C, columns of panel ``q``."""
+    width = bp.shape[2]
+    size = bp.itemsize
+    lo = q * width
+    cols = min(width, n - lo)
+    panel = bp.ctypes.data + q * k * width * size
+    a_rows, c_cols = pa + start * rs_a * size, pc + (start * ldc + lo) * size
+    if cols <= VECTOR_BYTES // size:
+        # Valid columns for one vector only (a narrow C, or its right edge): a tile of one
+        # vector, rather than three with two thirds thrown away.
+        _panel(MR, 1, stop - start, k, a_rows, rs_a, cs_a, panel, width, c_cols, ldc, cols, accumulate, bp)
+    else:
+        _panel(MR, VECTORS, stop - start, k, a_rows, rs_a, cs_a, panel, width, c_cols, ldc, cols, accumulate, bp)
 
 
 @inlined

@@ -51,6 +51,21 @@ def inlined(fn):
     return _build(fn, inline="always")
 
 
+def parallel(fn):
+    """Like :func:`kernel`, with Numba's ``parallel=True``: its ``prange`` loops run on Numba's
+    threading layer, as many threads as :func:`numba.set_num_threads` allows (per calling thread).
+    Kept to a few small functions, since the parallel transform adds to compile time; a caller
+    calls one only above a measured size and when more than one thread is allowed."""
+    return _build(fn, parallel=PRANGE_ONLY)
+
+
+#: Numba's parallel transform for ``prange`` loops only: its other rewrites turn array
+#: expressions and slice assignments (``out[...] = 0.0``) into parallel loops of their own, each a
+#: thread launch, on arrays far too small to pay for one.
+PRANGE_ONLY = {"prange": True, "comprehension": False, "reduction": False, "inplace_binop": False,
+               "setitem": False, "numpy": False, "stencil": False, "fusion": False}
+
+
 def reassociating(fn):
     """Like :func:`kernel`, plus leave to LLVM the order of a sum's terms (``reassoc``) and fused
     multiply-adds (``contract``): only then is a dot-product loop vectorised. Used for the small

@@ -1,0 +1,91 @@
+"""Threads: the kernels give the same bits whatever the number of Numba threads.
+
+The matrix products split C into blocks shared out over threads (``_gemm._gemm_split``); nothing
+is summed across threads, so every element is computed by the same multiply-adds in the same
+order. The partition is checked here for thread counts this machine may not have (the split
+function takes the count as an argument), and whole cells on one and two real threads.
+"""
+
+import subprocess
+import sys
+
+import numba
+import numpy as np
+import pytest
+
+from fastrnn._threads import numba_threads
+from fastrnn.kernels import _gemm
+from fastrnn.layer import leaves
+from fastrnn.registry import CASES, make_inputs
+
+from .helpers import DTYPES
+
+# Row counts around the tile height and the chunk, column counts around a panel's edge, and
+# narrow C (one panel) where the rows must be split to give each thread work.
+SHAPES = [(1, 3, 5), (7, 16, 25), (8, 64, 48), (13, 64, 49), (45, 70, 100), (128, 20, 60), (300, 257, 65),
+          (1100, 33, 10), (64, 300, 1024)]
+
+
+def _product(fn, a, bp, c, accumulate, *threads):
+    size = a.itemsize
+    fn(a.shape[0], a.shape[1], a.ctypes.data, a.strides[0] // size, a.strides[1] // size, bp, c.shape[1],
+       c.ctypes.data, c.strides[0] // size, accumulate, *threads)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m, k, n", SHAPES)
+def test_split_product_equals_the_one_thread_product_bit_for_bit(m, k, n, dtype):
+    rng = np.random.default_rng(m + 7 * k + 31 * n)
+    a = rng.standard_normal((m, k)).astype(dtype)
+    bp = _gemm.packed(rng.standard_normal((k, n)).astype(dtype))
+    start = rng.standard_normal((m, n)).astype(dtype)
+    for accumulate in (False, True):
+        one = start.copy()
+        with numba_threads(1):  # below any size rule, _gemm_core runs its own loop on one thread
+            _product(_gemm._gemm_core, a, bp, one, accumulate)
+        for threads in (1, 2, 3, 5, 8):
+            split = start.copy()
+            _product(_gemm._gemm_split, a, bp, split, accumulate, threads)
+            assert split.tobytes() == one.tobytes(), (accumulate, threads)
+
+
+two_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
+
+
+def _run(cell, inputs, truncate):
+    y, state, tape = cell.forward(inputs["x"], inputs["state"])
+    grads, dx, dstate = cell.backward(tape, inputs["dy"], inputs["dstate"], truncate=truncate)
+    return [y, dx, *leaves(state), *leaves(dstate), *grads.values()]
+
+
+@two_threads
+@pytest.mark.parametrize("truncate", [None, 2])
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_every_cell_gives_the_same_bits_on_one_and_two_threads(case, dtype, truncate):
+    T, B, I, H = 5, 32, 64, 256
+    cell = case.make(I, H, dtype=dtype, seed=3)
+    # The per-step product h W_hh^T (B x H times H x gates*H, gates >= 1) is split over threads.
+    assert B * H * H * cell.params["weight_hh"].itemsize >= _gemm.PARALLEL_WORK
+    inputs = make_inputs(cell, T, B, seed=4)
+    with numba_threads(1):
+        one = [a.copy() for a in _run(cell, inputs, truncate)]
+    with numba_threads(2):
+        two = _run(cell, inputs, truncate)
+    for a, b in zip(one, two):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_a_fresh_process_runs_cached_kernels_on_one_and_two_threads():
+    # Kernels loaded from Numba's cache call the threading layer's thread count by symbol; a process
+    # that loads them without compiling anything must have that layer loaded (it crashed otherwise).
+    code = ("import numpy as np, numba, fastrnn\n"
+            "cell = fastrnn.LSTM(64, 256)\n"
+            "for n in (1, min(2, numba.config.NUMBA_NUM_THREADS)):\n"
+            "    numba.set_num_threads(n)\n"
+            "    y, state, tape = cell.forward(np.ones((3, 32, 64)))\n"
+            "    cell.backward(tape, np.ones_like(y))\n"
+            "print('ok')\n")
+    for _ in range(2):  # the first run may compile; the second loads everything from the cache
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.strip() == "ok"
