@@ -16,9 +16,12 @@ import numpy as np
 
 from . import _dilation
 from . import _validation as v
+from ._threads import steps_may_split
 from ._workspace import LARGE, Workspace
 from .compilation import first_call
 from .kernels import steps
+from .kernels._driver import STEP_WORK
+from .kernels._gemm import MR
 from .layer import MAX_SIZE, DescriptionError, Layer, is_size
 
 BACKENDS = {"numba": "fastrnn.kernels", "numpy": "fastrnn.reference"}
@@ -79,7 +82,11 @@ class Cell(Layer):
         self.params = self._init_params(np.random.default_rng(seed))
         # A numba cell's first forward and first backward go through compilation.first_call,
         # which says when a kernel has to be compiled.
-        self._fresh = {"forward", "backward"} if backend == "numba" else set()
+        self._fresh = {"forward", "backward", "forward threaded", "backward threaded"} if backend == "numba" \
+            else set()
+        # A step's hidden-side product in multiply-adds times bytes per batch row: from STEP_WORK in
+        # all, and with room for two chunks of MR rows, a call goes to the kernels' threaded twins.
+        self._step_work = self._blocks * self.hidden_size ** 2 * self.dtype.itemsize if backend == "numba" else 0
         # The output, tape and dx of a call are written into those of an earlier call once nothing
         # refers to them any more (fastrnn._workspace: fresh pages cost a third of a large forward).
         self._workspace = Workspace()
@@ -91,6 +98,24 @@ class Cell(Layer):
 
     def _what(self, direction):
         return f"{type(self).__name__} {self.dtype.name} {direction}"
+
+    def _kernel(self, direction, batch):
+        """(kernel, name) for a ``direction`` call over ``batch`` rows: the threaded twin
+        (``forward_into_threaded``) when its steps are large enough to share out and more than one
+        thread is allowed (checked last: the sizes rule out small calls at no cost), else the kernel."""
+        if batch >= 2 * MR and batch * self._step_work >= STEP_WORK and steps_may_split():
+            return getattr(self._impl, f"{direction}_into_threaded"), f"{direction} threaded"
+        return getattr(self._impl, f"{direction}_into"), direction
+
+    def _call(self, direction, batch, args):
+        """Run the ``direction`` kernel for ``batch`` rows on ``args``; its first use goes through
+        :func:`fastrnn.compilation.first_call`, which says when it has to compile."""
+        kernel, name = self._kernel(direction, batch)
+        if name in self._fresh:
+            first_call(kernel, args, self._what(name))
+            self._fresh.discard(name)
+        else:
+            kernel(*args)
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -264,8 +289,10 @@ class Cell(Layer):
         dstate0 = [np.empty_like(s) for s in states]
         forward_args = self._forward_args(x, states, y, final, tape)
         backward_args = self._backward_args(x, tape, dy, dstates, v.check_truncate(truncate), grads, dx, dstate0)
-        forward_into, backward_into = self._impl.forward_into, self._impl.backward_into
-        return (lambda: forward_into(*forward_args)), (lambda: backward_into(*backward_args)), (grads, dx, dstate0)
+        # The kernel is chosen at each call, as forward and backward choose it: a caller may change
+        # the thread count between calls (the benchmarks time one and N threads in turn).
+        return (lambda: self._kernel("forward", B)[0](*forward_args),
+                lambda: self._kernel("backward", B)[0](*backward_args), (grads, dx, dstate0))
 
     # -- the two calls ------------------------------------------------------------------------
 
@@ -301,12 +328,7 @@ class Cell(Layer):
             space = self._workspace
             y = space.empty("y", y_shape, dtype)
             tape = [space.empty(i, shape, dtype) for i, shape in enumerate(tape_shapes)]
-        args = self._forward_args(x, states, y, final, tape)
-        if "forward" in self._fresh:
-            first_call(self._impl.forward_into, args, self._what("forward"))
-            self._fresh.discard("forward")
-        else:
-            self._impl.forward_into(*args)
+        self._call("forward", B, self._forward_args(x, states, y, final, tape))
         return y, self._pack(final), Tape(self, x, tuple(tape))
 
     def backward(self, tape, dy, dstate=None, truncate=None):
@@ -346,11 +368,7 @@ class Cell(Layer):
         dx = self._workspace.empty("dx", tape.x.shape, self.dtype)
         dstate0 = [np.empty_like(d) for d in dstates]
         args = self._backward_args(tape.x, tape.arrays, dy, dstates, k, grads.values(), dx, dstate0)
-        if "backward" in self._fresh:
-            first_call(self._impl.backward_into, args, self._what("backward"))
-            self._fresh.discard("backward")
-        else:
-            self._impl.backward_into(*args)
+        self._call("backward", B, args)
         if not self._all_present:
             grads = {name: grad for name, grad in grads.items() if self._present(grad.shape)}
         return grads, dx, self._pack(dstate0)

@@ -5,6 +5,7 @@ within k * eps * (|A| @ |B|) of the exact one, element by element (the classic b
 products; the tiled product, like any BLAS, only changes the order of the additions).
 """
 
+import numba
 import numpy as np
 import pytest
 
@@ -37,12 +38,12 @@ def test_gemm_matches_numpy_within_the_dtypes_bound(m, k, n, dtype):
     a = rng.standard_normal((m, k)).astype(dtype)
     b = rng.standard_normal((k, n)).astype(dtype)
     c = np.full((m, n), np.nan, dtype)
-    _gemm.gemm(a, _gemm.packed(b), c, False)
+    _gemm.gemm(a, _gemm.packed(b), c, False, numba.get_num_threads())
     assert_product(c, a, b, dtype)
     # Accumulating adds to what c holds.
     before = rng.standard_normal((m, n)).astype(dtype)
     c[...] = before
-    _gemm.gemm(a, _gemm.packed(b), c, True)
+    _gemm.gemm(a, _gemm.packed(b), c, True, numba.get_num_threads())
     assert_product(c, a, b, dtype, extra=before.astype(np.float64))
 
 
@@ -127,13 +128,13 @@ def test_driver_products_small_and_tiled(m, k, n, dtype):
     a = rng.standard_normal((m, k)).astype(dtype)
     b = rng.standard_normal((k, n)).astype(dtype)
     out = np.empty((m, n), dtype)
-    mm_ab(a, b, prepare(m, b), out, False)
+    mm_ab(a, b, prepare(m, b), out, False, numba.get_num_threads())
     assert_product(out, a, b, dtype)
     before = out.copy()
-    mm_ab(a, b, prepare(m, b), out, True)
+    mm_ab(a, b, prepare(m, b), out, True, numba.get_num_threads())
     assert_product(out, a, b, dtype, extra=before.astype(np.float64))
     bt = np.ascontiguousarray(b.T)
-    mm_abt(a, bt, prepare(m, bt.T), out)
+    mm_abt(a, bt, prepare(m, bt.T), out, numba.get_num_threads())
     assert_product(out, a, b, dtype)
     # a.T @ b with a (k, m): the weight-gradient shape, packing b into scratch.
     at = np.ascontiguousarray(a.T)

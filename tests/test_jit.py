@@ -33,11 +33,11 @@ def test_small_and_blas_products_propagate_nan_and_inf(m, k, n):
     a = rng.standard_normal((m, k))
     b = rng.standard_normal((n, k))
     out = np.empty((m, n))
-    mm_abt(a, b, prepare(m, b.T), out)
+    mm_abt(a, b, prepare(m, b.T), out, 1)
     np.testing.assert_allclose(out, a @ b.T, rtol=1e-13, atol=1e-13)
     a[0, 3] = np.nan
     a[-1, 5] = np.inf
-    mm_abt(a, b, prepare(m, b.T), out)
+    mm_abt(a, b, prepare(m, b.T), out, 1)
     assert np.isnan(out[0]).all()
     assert not np.isfinite(out[-1]).any()
 

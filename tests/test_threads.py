@@ -1,9 +1,10 @@
 """Threads: the kernels give the same bits whatever the number of Numba threads.
 
-The matrix products split C into blocks shared out over threads (``_gemm._gemm_split``); nothing
-is summed across threads, so every element is computed by the same multiply-adds in the same
-order. The partition is checked here for thread counts this machine may not have (the split
-function takes the count as an argument), and whole cells on one and two real threads.
+The matrix products split C into blocks shared out over threads (``_gemm._gemm_split``), and the
+cells' threaded kernels share each step's batch rows out; nothing is summed across threads, so
+every element is computed by the same operations in the same order. The product's partition is
+checked here for thread counts this machine may not have (the split function takes the count as
+an argument), and whole cells on one and two real threads.
 """
 
 import subprocess
@@ -41,8 +42,7 @@ def test_split_product_equals_the_one_thread_product_bit_for_bit(m, k, n, dtype)
     start = rng.standard_normal((m, n)).astype(dtype)
     for accumulate in (False, True):
         one = start.copy()
-        with numba_threads(1):  # below any size rule, _gemm_core runs its own loop on one thread
-            _product(_gemm._gemm_core, a, bp, one, accumulate)
+        _product(_gemm._gemm_core, a, bp, one, accumulate, 1)  # allowed one thread: its own loop
         for threads in (1, 2, 3, 5, 8):
             split = start.copy()
             _product(_gemm._gemm_split, a, bp, split, accumulate, threads)
@@ -62,17 +62,34 @@ def _run(cell, inputs, truncate):
 @pytest.mark.parametrize("truncate", [None, 2])
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_every_cell_gives_the_same_bits_on_one_and_two_threads(case, dtype, truncate):
-    T, B, I, H = 5, 32, 64, 256
+    T, I, H = 5, 64, 256
     cell = case.make(I, H, dtype=dtype, seed=3)
-    # The per-step product h W_hh^T (B x H times H x gates*H, gates >= 1) is split over threads.
-    assert B * H * H * cell.params["weight_hh"].itemsize >= _gemm.PARALLEL_WORK
-    inputs = make_inputs(cell, T, B, seed=4)
-    with numba_threads(1):
-        one = [a.copy() for a in _run(cell, inputs, truncate)]
-    with numba_threads(2):
-        two = _run(cell, inputs, truncate)
-    for a, b in zip(one, two):
-        assert a.tobytes() == b.tobytes()
+    # The per-step product h W_hh^T (B x H times H x gates*H, gates >= 1) is split over threads, and
+    # on two threads the cell runs its kernels' threaded twins, which share each step's rows out.
+    assert 32 * H * H * cell.params["weight_hh"].itemsize >= _gemm.PARALLEL_WORK
+    for B in (32, 37):  # chunks of 16 rows each, and of 18 and 19 (not whole tiles)
+        inputs = make_inputs(cell, T, B, seed=4)
+        with numba_threads(1):
+            assert cell._kernel("forward", B)[1] == "forward"
+            one = [a.copy() for a in _run(cell, inputs, truncate)]
+        with numba_threads(2):
+            assert cell._kernel("forward", B)[1] == "forward threaded"
+            assert cell._kernel("backward", B)[1] == "backward threaded"
+            two = _run(cell, inputs, truncate)
+        for a, b in zip(one, two):
+            assert a.tobytes() == b.tobytes(), B
+
+
+@two_threads
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_small_calls_keep_to_the_one_thread_kernels(case):
+    # The threaded twins are compiled on first use: calls too small to gain from threads never reach them.
+    for I, H, B in ((2, 16, 1), (2, 16, 16), (64, 64, 15), (8, 32, 24)):
+        cell = case.make(I, H)
+        with numba_threads(2):
+            assert cell._kernel("forward", B)[1] == "forward"
+            assert cell._kernel("backward", B)[1] == "backward"
+    assert case.make(2, 16, backend="numpy")._kernel("forward", 1000)[1] == "forward"
 
 
 def test_a_fresh_process_runs_cached_kernels_on_one_and_two_threads():

@@ -32,14 +32,16 @@ Step functions (``option`` is a cell-specific integer such as the RNN's nonlinea
 whole arrays and the time index rather than per-step slices: a slice costs a reference-count
 round trip, and a dozen of them per step dominated small problems.
 
-``forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)``
-    Step t for the batch. ``xp[t] = x_t W_ih^T`` (xp is (T, B, G)) and ``hp = h_{t-1} W_hh^T``
-    (B, G) come without biases, so the cell decides where each bias enters (GRU's ``b_hn`` sits
-    inside the reset product). Reads ``hs[t]``, ``cs[t]``; writes ``hs[t+1]``, ``cs[t+1]``,
-    ``ys[t]`` and ``cache[t]``.
+``forward(option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)``
+    Step t for batch entries lo..hi-1. ``xp[t] = x_t W_ih^T`` (xp is (T, B, G)) and
+    ``hp = h_{t-1} W_hh^T`` (B, G) come without biases, so the cell decides where each bias enters
+    (GRU's ``b_hn`` sits inside the reset product). Reads ``hs[t]``, ``cs[t]``; writes ``hs[t+1]``,
+    ``cs[t+1]``, ``ys[t]`` and ``cache[t]``, all in those entries' rows only (the threaded kernels
+    run several row ranges at once).
 
-``backward(option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt)``
-    Backward through step t for R = slots * B rows; row r belongs to batch entry r % B.
+``backward(option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt)``
+    Backward through step t for rows lo..hi-1 of R = slots * B rows; row r belongs to batch entry
+    r % B.
     ``dout`` (R, H) is the gradient at the step's output y, ``dh``/``dc`` at its new state.
     Writes the gradients at the input-side pre-activations ``gi`` (R, G), at the hidden-side
     ones ``gh`` (only when the cell sets ``separate_hh``; otherwise ``gh`` is ``gi``), the part
@@ -50,10 +52,11 @@ round trip, and a dozen of them per step dominated small problems.
     backward pass is.
 """
 
+import numba
 import numpy as np
 
 from . import steps
-from ._gemm import OVERWRITE, gemm, pack, packed, packed_shape
+from ._gemm import MR, OVERWRITE, gemm, pack, packed, packed_shape, threads
 from ._jit import inlined, kernel, reassociating
 
 # Small products are written as loops rather than sent through the tiled product of
@@ -140,20 +143,21 @@ def atb_loops(a, b, out, accumulate):
 
 
 @kernel
-def mm_ab(a, b, bp, out, accumulate):
+def mm_ab(a, b, bp, out, accumulate, allowed):
     """out = a @ b (or out += a @ b with ``accumulate``) for a (m, k), b (k, n);
-    ``bp = prepare(m, b)`` (or for more rows)."""
+    ``bp = prepare(m, b)`` (or for more rows); on at most ``allowed`` threads (see :func:`gemm`)."""
     m, k = a.shape
     n = b.shape[1]
     if not _small(m, k, n, n):
-        gemm(a, bp, out, accumulate)
+        gemm(a, bp, out, accumulate, allowed)
         return
     ab_loops(a, b, out, accumulate)
 
 
 @reassociating
-def mm_abt(a, b, bp, out):
-    """out = a @ b.T for a (m, k), b (n, k); ``bp = prepare(m, b.T)`` (or for more rows).
+def mm_abt(a, b, bp, out, allowed):
+    """out = a @ b.T for a (m, k), b (n, k); ``bp = prepare(m, b.T)`` (or for more rows); on at
+    most ``allowed`` threads.
 
     Small products run as dot products over the rows of b (vectorised thanks to the reassoc flag
     of @reassociating).
@@ -161,7 +165,7 @@ def mm_abt(a, b, bp, out):
     m, k = a.shape
     n = b.shape[0]
     if not _small(m, k, n, k):
-        gemm(a, bp, out, OVERWRITE)
+        gemm(a, bp, out, OVERWRITE, allowed)
         return
     abt_loops(a, b, out)
 
@@ -179,14 +183,42 @@ def mm_atb(a, b, scratch, out, accumulate):
         panels, rows, width = packed_shape(m, n, b)
         bp = scratch[:panels * rows * width].reshape((panels, rows, width))
         pack(b, bp)
-        gemm(a.T, bp, out, accumulate)
+        gemm(a.T, bp, out, accumulate, threads())
         return
     atb_loops(a, b, out, accumulate)
 
 
+# The threaded kernels (``split`` true) also share each step out over threads, by batch rows: each
+# thread takes its rows' part of the hidden-side product and of the pointwise step, one parallel
+# loop per step. A row's numbers are the same whoever computes them, so the results are the same
+# bits as on one thread. A step is split from STEP_WORK multiply-adds of that product times the
+# element size (as for a product, _gemm.PARALLEL_WORK), into chunks of at least MR rows. Measured
+# on 2 cores (Xeon, OpenMP layer), forward+backward on 2 threads over 1: see the README's table.
+STEP_WORK = 1 << 20
+
+
 @inlined
-def recur_forward(cell, option, xt, h0, c0, w_ih, w_hh, b_ih, b_hh, hs, cs, ys, cache):
-    """Run cell ``cell``'s step over all T steps, filling ``hs``, ``cs``, ``ys`` and ``cache`` in place."""
+def step_chunks(split, rows, work):
+    """Into how many chunks of batch rows a step of ``work`` (multiply-adds times bytes) over ``rows``
+    rows is shared out: 1 unless ``split`` and the step is big enough for the threads allowed."""
+    if not split or work < STEP_WORK:
+        return 1
+    return max(1, min(threads(), rows // MR))
+
+
+@inlined
+def _rows(chunk, chunks, rows):
+    """Rows lo..hi-1 of chunk ``chunk`` of ``chunks`` near-equal ones."""
+    return chunk * rows // chunks, (chunk + 1) * rows // chunks
+
+
+@inlined
+def recur_forward(cell, option, split, xt, h0, c0, w_ih, w_hh, b_ih, b_hh, hs, cs, ys, cache):
+    """Run cell ``cell``'s step over all T steps, filling ``hs``, ``cs``, ``ys`` and ``cache`` in place.
+
+    ``split`` (a compile-time constant) is true in the threaded kernels, compiled with Numba's
+    parallel loops: there each step's rows are shared out over the threads allowed.
+    """
     T, B, I = xt.shape
     H = hs.shape[2]
     C = cs.shape[2]
@@ -202,6 +234,9 @@ def recur_forward(cell, option, xt, h0, c0, w_ih, w_hh, b_ih, b_hh, hs, cs, ys, 
     # Packed once, multiplied by at every step.
     w_hh_packed = prepare(B, w_hh.T)
     hp = np.empty((B, G), dtype=xt.dtype)
+    chunks = step_chunks(split, B, B * G * H * xt.itemsize)
+    # One chunk: the product may split itself; several: each runs on one thread already.
+    allowed = threads() if chunks == 1 else 1
     for b in range(B):
         for i in range(H):
             hs[0, b, i] = h0[b, i]
@@ -209,31 +244,33 @@ def recur_forward(cell, option, xt, h0, c0, w_ih, w_hh, b_ih, b_hh, hs, cs, ys, 
             cs[0, b, i] = c0[b, i]
     for first in range(0, T, span):
         n = min(span, T - first)
-        mm_abt(x_rows[first * B:(first + n) * B], w_ih, w_ih_packed, xp_rows[:n * B])
+        mm_abt(x_rows[first * B:(first + n) * B], w_ih, w_ih_packed, xp_rows[:n * B], threads())
         # The step reads xp[t] and the other arrays at t: views starting at the block's first
         # step keep its contract (one index for all).
         xb, hb, cb, yb, kb = xt[first:], hs[first:], cs[first:], ys[first:], cache[first:]
         for t in range(n):
-            mm_abt(hb[t], w_hh, w_hh_packed, hp)
-            steps.forward(cell, option, t, xp, b_ih, hp, b_hh, xb, hb, cb, yb, kb)
+            for chunk in numba.prange(chunks):
+                lo, hi = _rows(chunk, chunks, B)
+                mm_abt(hb[t, lo:hi], w_hh, w_hh_packed, hp[lo:hi], allowed)
+                steps.forward(cell, option, t, lo, hi, xp, b_ih, hp, b_hh, xb, hb, cb, yb, kb)
 
 
 @inlined
-def _sum_slots(rows, B, out, row0):
-    """out[row0 + b] = sum over slots j of rows[j*B + b], for rows (slots*B, n) and b < B."""
+def _sum_slots(rows, B, out, row0, lo, hi):
+    """out[row0 + b] = sum over slots j of rows[j*B + b], for rows (slots*B, n) and lo <= b < hi."""
     n = rows.shape[1]
     slots = rows.shape[0] // B
-    for b in range(B):
+    for b in range(lo, hi):
         for i in range(n):
             out[row0 + b, i] = rows[b, i]
     for j in range(1, slots):
-        for b in range(B):
+        for b in range(lo, hi):
             for i in range(n):
                 out[row0 + b, i] += rows[j * B + b, i]
 
 
 @inlined
-def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy, dh_n, dc_n, truncate,
+def recur_backward(cell, option, separate_hh, split, xt, w_ih, w_hh, hs, cs, cache, dy, dh_n, dc_n, truncate,
                    dw_ih, dw_hh, db_ih, db_hh, dxt, dh0, dc0):
     """Backpropagate through the recurrence with the per-output truncation horizon.
 
@@ -247,6 +284,9 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
     slot's previous occupant (output s+k+1) has used up its k transitions and is dropped. All
     slots go through ``W_hh`` in one GEMM per step with (k+1)*B rows. Full BPTT (and any k >= T-1,
     which by definition equals it) needs a single slot.
+
+    With ``split`` (the threaded kernels) a step's batch entries are shared out over threads, each
+    thread taking its entries' rows in every slot, in slot order as on one thread.
 
     Writes ``dw_ih, dw_hh, db_ih, db_hh, dxt (T, B, I), dh0 (B, H), dc0 (B, C)``, given by the caller.
     """
@@ -287,6 +327,8 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
         dxt[...] = 0.0
     db_ih[...] = 0.0
     db_hh[...] = 0.0
+    chunks = step_chunks(split, B, R * G * H * xt.itemsize)
+    allowed = threads() if chunks == 1 else 1
 
     previous = -1
     for s in range(T - 1, -1, -1):
@@ -309,20 +351,30 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
                     carry_h[lo + b, i] += dh_n[b, i]
                 for i in range(C):
                     carry_c[lo + b, i] += dc_n[b, i]
-        steps.backward(cell, option, s, xt, hs, cs, cache, dout, carry_h, carry_c, slot_gi, slot_gh, dh_direct,
-                       dc_prev, dxt)
         first = s - s % span  # the block's first step, which is processed last
         row = (s - first) * B
-        _sum_slots(slot_gi, B, dgi, row)
-        if separate_hh:
-            _sum_slots(slot_gh, B, dgh, row)
-        # Every slot's gradient at h_{s-1}: the W_hh path in one GEMM, plus the direct path.
-        mm_ab(slot_gh, w_hh, w_hh_packed, hprop, OVERWRITE)
-        for r in range(R):
-            for i in range(H):
-                carry_h[r, i] = hprop[r, i] + dh_direct[r, i]
-            for i in range(C):
-                carry_c[r, i] = dc_prev[r, i]
+        for chunk in numba.prange(chunks):
+            b_lo, b_hi = _rows(chunk, chunks, B)
+            for slot in range(slots):
+                steps.backward(cell, option, s, slot * B + b_lo, slot * B + b_hi, xt, hs, cs, cache, dout, carry_h,
+                               carry_c, slot_gi, slot_gh, dh_direct, dc_prev, dxt)
+            _sum_slots(slot_gi, B, dgi, row, b_lo, b_hi)
+            if separate_hh:
+                _sum_slots(slot_gh, B, dgh, row, b_lo, b_hi)
+            # Every slot's gradient at h_{s-1}: the W_hh path in one GEMM, plus the direct path
+            # (with chunks, one GEMM a slot: a chunk's rows are not contiguous across slots).
+            if chunks == 1:
+                mm_ab(slot_gh, w_hh, w_hh_packed, hprop, OVERWRITE, allowed)
+            else:
+                for slot in range(slots):
+                    r_lo, r_hi = slot * B + b_lo, slot * B + b_hi
+                    mm_ab(slot_gh[r_lo:r_hi], w_hh, w_hh_packed, hprop[r_lo:r_hi], OVERWRITE, allowed)
+            for slot in range(slots):
+                for r in range(slot * B + b_lo, slot * B + b_hi):
+                    for i in range(H):
+                        carry_h[r, i] = hprop[r, i] + dh_direct[r, i]
+                    for i in range(C):
+                        carry_c[r, i] = dc_prev[r, i]
         previous = j
         if s == first:
             end = min(T, s + span) * B  # the block's rows are s*B ... end-1
@@ -331,8 +383,8 @@ def recur_backward(cell, option, separate_hh, xt, w_ih, w_hh, hs, cs, cache, dy,
                          scratch, dw_ih, dw_hh, db_ih, db_hh, dx_rows[s * B:end], direct_input)
 
     # After step 0 every live slot holds a gradient at the initial state (outputs t <= k).
-    _sum_slots(carry_h, B, dh0, 0)
-    _sum_slots(carry_c, B, dc0, 0)
+    _sum_slots(carry_h, B, dh0, 0, 0, B)
+    _sum_slots(carry_c, B, dc0, 0, 0, B)
 
 
 @kernel
@@ -350,4 +402,4 @@ def _flush_block(dgi, dgh, x_rows, h_rows, w_ih, w_ih_packed, overwrite, scratch
         for i in range(G):
             db_hh[i] += dgh[r, i]
     # A cell with a direct path to x has already added it into dx.
-    mm_ab(dgi, w_ih, w_ih_packed, dx_rows, direct_input)
+    mm_ab(dgi, w_ih, w_ih_packed, dx_rows, direct_input, threads())

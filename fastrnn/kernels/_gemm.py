@@ -233,9 +233,9 @@ def packed(b):
 
 
 @kernel
-def _gemm_core(m, k, pa, rs_a, cs_a, bp, n, pc, ldc, accumulate):
-    """:func:`gemm` on addresses and element strides: one compiled copy per dtype."""
-    allowed = threads()
+def _gemm_core(m, k, pa, rs_a, cs_a, bp, n, pc, ldc, accumulate, allowed):
+    """:func:`gemm` on addresses and element strides, on at most ``allowed`` threads: one compiled
+    copy per dtype."""
     if allowed > 1 and m * n * k * bp.itemsize >= PARALLEL_WORK:
         _gemm_split(m, k, pa, rs_a, cs_a, bp, n, pc, ldc, accumulate, allowed)
         return
@@ -310,18 +310,20 @@ def _panel(rows, vectors, m, k, pa, rs_a, cs_a, pb, ldb, pc, ldc, cols, accumula
 
 
 @inlined
-def gemm(a, bp, c, accumulate):
-    """``c = a @ B`` (or ``c += a @ B`` with ``accumulate``) where ``bp`` is B packed by :func:`pack`.
+def gemm(a, bp, c, accumulate, allowed):
+    """``c = a @ B`` (or ``c += a @ B`` with ``accumulate``) where ``bp`` is B packed by :func:`pack`,
+    on at most ``allowed`` threads (:func:`threads` for as many as Numba allows; 1 inside a parallel
+    loop, which has its threads already).
 
     ``a (m, k)`` may have any strides (a transposed view costs nothing); ``c (m, n)`` must have
     unit column stride and must not overlap ``a`` or ``bp``.
     """
     size = a.itemsize
     _gemm_core(a.shape[0], a.shape[1], a.ctypes.data, a.strides[0] // size, a.strides[1] // size, bp, c.shape[1],
-               c.ctypes.data, c.strides[0] // size, accumulate)
+               c.ctypes.data, c.strides[0] // size, accumulate, allowed)
 
 
 @kernel
 def matmul(a, b, c):
     """``c = a @ b``, packing ``b`` on the way (for products done once; reuse :func:`packed` otherwise)."""
-    gemm(a, packed(b), c, OVERWRITE)
+    gemm(a, packed(b), c, OVERWRITE, threads())

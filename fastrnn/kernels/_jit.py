@@ -17,6 +17,7 @@ Options and why:
 
 import hashlib
 import os
+import types
 from pathlib import Path
 
 import numba
@@ -64,6 +65,31 @@ def parallel(fn):
 #: thread launch, on arrays far too small to pay for one.
 PRANGE_ONLY = {"prange": True, "comprehension": False, "reduction": False, "inplace_binop": False,
                "setitem": False, "numpy": False, "stencil": False, "fusion": False}
+
+
+#: What a cell kernel passes its recurrence as ``split``: false in the kernel itself, true in its
+#: :func:`threaded` twin (a compile-time constant either way).
+THREADED = False
+
+
+def threaded(dispatcher):
+    """The threaded twin of a cell kernel built by :func:`kernel`: the same Python function, with
+    :data:`THREADED` true and Numba's parallel loops, so that each step's batch rows are shared out
+    over the threads allowed (see :func:`fastrnn.kernels._driver.recur_forward`).
+
+    A twin of its own rather than a run-time switch in the kernel: the parallel loops cost compile
+    time (one LSTM forward+backward 11 s -> 18 s), which only calls large enough to gain from
+    threads should pay. :class:`fastrnn.cells.Cell` calls the twin for those, so it is compiled on
+    first use there, and never for small problems.
+    """
+    fn = getattr(dispatcher, "py_func", dispatcher)  # a plain function under NUMBA_DISABLE_JIT=1
+    twin = types.FunctionType(fn.__code__, {**fn.__globals__, "THREADED": True}, f"{fn.__name__}_threaded",
+                              fn.__defaults__, fn.__closure__)
+    # Its own name: Numba's cache files are named by the function's qualified name and line.
+    twin.__qualname__ = f"{fn.__qualname__}_threaded"
+    twin.__module__ = fn.__module__
+    twin.__doc__ = f"{fn.__doc__}\n\nThe threaded twin (:func:`fastrnn.kernels._jit.threaded`)."
+    return _build(twin, parallel=PRANGE_ONLY)
 
 
 def reassociating(fn):

@@ -11,8 +11,8 @@ Nothing is validated here (:class:`fastrnn.IntersectionRNN` does that).
 import numpy as np
 
 from ._driver import copy_into, mm_ab, mm_abt, mm_atb, prepare, recur_backward, recur_forward
-from ._gemm import OVERWRITE, packed_shape
-from ._jit import kernel
+from ._gemm import OVERWRITE, packed_shape, threads
+from ._jit import THREADED, kernel, threaded
 from .steps import INTERSECTION as CELL
 from .steps.intersection import CACHE, SEPARATE_HH
 
@@ -27,12 +27,12 @@ def forward_into(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, weight_in, bias_
     else:
         # The projection of every step in one (T*B, I) x (I, H) product.
         flat = xt.reshape(T * B, H)
-        mm_abt(x.reshape(T * B, I), weight_in, prepare(T * B, weight_in.T), flat)
+        mm_abt(x.reshape(T * B, I), weight_in, prepare(T * B, weight_in.T), flat, threads())
         for r in range(T * B):
             for i in range(H):
                 flat[r, i] += bias_in[i]
     cs = np.empty((T + 1, B, 0), x.dtype)  # no second state
-    recur_forward(CELL, 0, xt, h0, cs[0], weight_ih, weight_hh, bias_ih, bias_hh, hs, cs, y, cache)
+    recur_forward(CELL, 0, THREADED, xt, h0, cs[0], weight_ih, weight_hh, bias_ih, bias_hh, hs, cs, y, cache)
     copy_into(hs[T], h_n)
 
 
@@ -61,7 +61,7 @@ def backward_into(x, weight_ih, weight_hh, bias_ih, bias_hh, weight_in, bias_in,
     project = weight_in.shape[0] > 0
     # Without the projection x̃ is x, and its gradient is dx itself.
     dxt = np.empty((T, B, H), x.dtype) if project else dx
-    recur_backward(CELL, 0, SEPARATE_HH, xt, weight_ih, weight_hh, hs, cs, cache, dy, dh_n, none, truncate,
+    recur_backward(CELL, 0, SEPARATE_HH, THREADED, xt, weight_ih, weight_hh, hs, cs, cache, dy, dh_n, none, truncate,
                    dweight_ih, dweight_hh, dbias_ih, dbias_hh, dxt, dh0, none)
     if not project:
         return
@@ -74,7 +74,7 @@ def backward_into(x, weight_ih, weight_hh, bias_ih, bias_hh, weight_in, bias_in,
     for r in range(T * B):
         for i in range(H):
             dbias_in[i] += flat[r, i]
-    mm_ab(flat, weight_in, prepare(T * B, weight_in), dx.reshape(T * B, I), OVERWRITE)
+    mm_ab(flat, weight_in, prepare(T * B, weight_in), dx.reshape(T * B, I), OVERWRITE, threads())
 
 
 @kernel
@@ -91,3 +91,9 @@ def backward(x, weight_ih, weight_hh, bias_ih, bias_hh, weight_in, bias_in, xt, 
     backward_into(x, weight_ih, weight_hh, bias_ih, bias_hh, weight_in, bias_in, xt, hs, cache, dy, dh_n, truncate,
                   dweight_ih, dweight_hh, dbias_ih, dbias_hh, dweight_in, dbias_in, dx, dh0)
     return dweight_ih, dweight_hh, dbias_ih, dbias_hh, dweight_in, dbias_in, dx, dh0
+
+
+# Compiled on first use only, by calls large enough to share their steps out over threads
+# (fastrnn.cells picks them; callable from your own code too, with the same arguments).
+forward_into_threaded = threaded(forward_into)
+backward_into_threaded = threaded(backward_into)

@@ -9,7 +9,7 @@ callable from Python and from your own ``@numba.njit`` code. The tape is ``hs``,
 import numpy as np
 
 from ._driver import copy_into, recur_backward, recur_forward
-from ._jit import kernel
+from ._jit import THREADED, kernel, threaded
 from .steps import LSTM as CELL
 from .steps.lstm import CACHE, SEPARATE_HH
 
@@ -18,7 +18,7 @@ from .steps.lstm import CACHE, SEPARATE_HH
 def forward_into(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, y, h_n, c_n, hs, cs, cache):
     """:func:`forward`, writing into given ``y``, ``h_n``, ``c_n``, ``hs``, ``cs``, ``cache``."""
     T = x.shape[0]
-    recur_forward(CELL, 0, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, hs, cs, y, cache)
+    recur_forward(CELL, 0, THREADED, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, hs, cs, y, cache)
     copy_into(hs[T], h_n)
     copy_into(cs[T], c_n)
 
@@ -42,7 +42,7 @@ def forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh):
 def backward_into(x, weight_ih, weight_hh, bias_ih, bias_hh, hs, cs, cache, dy, dh_n, dc_n, truncate,
                   dweight_ih, dweight_hh, dbias_ih, dbias_hh, dx, dh0, dc0):
     """:func:`backward`, writing the gradients into given arrays of the parameters' and inputs' shapes."""
-    recur_backward(CELL, 0, SEPARATE_HH, x, weight_ih, weight_hh, hs, cs, cache, dy, dh_n, dc_n, truncate,
+    recur_backward(CELL, 0, SEPARATE_HH, THREADED, x, weight_ih, weight_hh, hs, cs, cache, dy, dh_n, dc_n, truncate,
                    dweight_ih, dweight_hh, dbias_ih, dbias_hh, dx, dh0, dc0)
 
 
@@ -59,3 +59,9 @@ def backward(x, weight_ih, weight_hh, bias_ih, bias_hh, hs, cs, cache, dy, dh_n,
     backward_into(x, weight_ih, weight_hh, bias_ih, bias_hh, hs, cs, cache, dy, dh_n, dc_n, truncate,
                   dweight_ih, dweight_hh, dbias_ih, dbias_hh, dx, dh0, dc0)
     return dweight_ih, dweight_hh, dbias_ih, dbias_hh, dx, dh0, dc0
+
+
+# Compiled on first use only, by calls large enough to share their steps out over threads
+# (fastrnn.cells picks them; callable from your own code too, with the same arguments).
+forward_into_threaded = threaded(forward_into)
+backward_into_threaded = threaded(backward_into)

@@ -13,7 +13,7 @@ does that): out-of-range codes mean sigmoid.
 import numpy as np
 
 from ._driver import copy_into, recur_backward, recur_forward
-from ._jit import kernel
+from ._jit import THREADED, kernel, threaded
 from .steps import RNN as CELL
 from .steps.rnn import RELU, SEPARATE_HH, SIGMOID, TANH
 
@@ -27,7 +27,7 @@ def forward_into(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, y,
     T, B, _ = x.shape
     cs = np.empty((T + 1, B, 0), x.dtype)
     cache = np.empty((T, B, 0), x.dtype)
-    recur_forward(CELL, nonlinearity, x, h0, cs[0], weight_ih, weight_hh, bias_ih, bias_hh, hs, cs, y, cache)
+    recur_forward(CELL, nonlinearity, THREADED, x, h0, cs[0], weight_ih, weight_hh, bias_ih, bias_hh, hs, cs, y, cache)
     copy_into(hs[T], h_n)
 
 
@@ -52,8 +52,8 @@ def backward_into(x, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, hs, d
     cache = np.empty((T, B, 0), x.dtype)
     dc_n = np.empty((B, 0), x.dtype)
     dc0 = np.empty((B, 0), x.dtype)
-    recur_backward(CELL, nonlinearity, SEPARATE_HH, x, weight_ih, weight_hh, hs, cs, cache, dy, dh_n, dc_n, truncate,
-                   dweight_ih, dweight_hh, dbias_ih, dbias_hh, dx, dh0, dc0)
+    recur_backward(CELL, nonlinearity, SEPARATE_HH, THREADED, x, weight_ih, weight_hh, hs, cs, cache, dy, dh_n, dc_n,
+                   truncate, dweight_ih, dweight_hh, dbias_ih, dbias_hh, dx, dh0, dc0)
 
 
 @kernel
@@ -68,3 +68,9 @@ def backward(x, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, hs, dy, dh
     backward_into(x, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, hs, dy, dh_n, truncate,
                   dweight_ih, dweight_hh, dbias_ih, dbias_hh, dx, dh0)
     return dweight_ih, dweight_hh, dbias_ih, dbias_hh, dx, dh0
+
+
+# Compiled on first use only, by calls large enough to share their steps out over threads
+# (fastrnn.cells picks them; callable from your own code too, with the same arguments).
+forward_into_threaded = threaded(forward_into)
+backward_into_threaded = threaded(backward_into)

@@ -43,7 +43,7 @@ from numba.extending import overload
 
 from . import gru, intersection, lstm, optim, rnn, steps, ugrnn
 from ._driver import ab_loops, abt_loops, atb_loops, mm_ab, mm_abt, mm_atb, prepare
-from ._gemm import OVERWRITE, packed_shape
+from ._gemm import OVERWRITE, packed_shape, threads
 from ._jit import inlined, kernel, reassociating
 from .checks import all_finite
 from .steps import GRU, INTERSECTION, LSTM, RNN, UGRNN
@@ -246,7 +246,7 @@ def head_loss(y, labels, values, t_lo, weight, bias, loss, norm, z, dz, counts):
     if O < NARROW:
         _narrow_logits(y, weight, z)
     else:
-        mm_abt(y, weight, prepare(n, weight.T), z)
+        mm_abt(y, weight, prepare(n, weight.T), z, threads())
     total = 0.0
     for r in range(n):
         t, b = t_lo + r // B, r % B
@@ -319,7 +319,7 @@ def head_backward(dz, y, weight, dweight, dbias, dy):
     if O >= NARROW:
         panels, rows, width = packed_shape(n, H, y)
         mm_atb(dz, y, np.empty(panels * rows * width, y.dtype), dweight, OVERWRITE)
-        mm_ab(dz, weight, prepare(n, weight), dy, OVERWRITE)
+        mm_ab(dz, weight, prepare(n, weight), dy, OVERWRITE, threads())
         return
     # A narrow head: the driver's loops (see NARROW).
     atb_loops(dz, y, dweight, OVERWRITE)

@@ -9,7 +9,7 @@ callable from Python and from your own ``@numba.njit`` code. The tape is ``hs (T
 import numpy as np
 
 from ._driver import copy_into, recur_backward, recur_forward
-from ._jit import kernel
+from ._jit import THREADED, kernel, threaded
 from .steps import UGRNN as CELL
 from .steps.ugrnn import CACHE, SEPARATE_HH
 
@@ -19,7 +19,7 @@ def forward_into(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, y, h_n, hs, cach
     """:func:`forward`, writing into given ``y (T, B, H)``, ``h_n (B, H)``, ``hs``, ``cache``."""
     T, B, _ = x.shape
     cs = np.empty((T + 1, B, 0), x.dtype)  # no second state
-    recur_forward(CELL, 0, x, h0, cs[0], weight_ih, weight_hh, bias_ih, bias_hh, hs, cs, y, cache)
+    recur_forward(CELL, 0, THREADED, x, h0, cs[0], weight_ih, weight_hh, bias_ih, bias_hh, hs, cs, y, cache)
     copy_into(hs[T], h_n)
 
 
@@ -43,7 +43,7 @@ def backward_into(x, weight_ih, weight_hh, bias_ih, bias_hh, hs, cache, dy, dh_n
     T, B, _ = x.shape
     cs = np.empty((T + 1, B, 0), x.dtype)
     none = np.empty((B, 0), x.dtype)
-    recur_backward(CELL, 0, SEPARATE_HH, x, weight_ih, weight_hh, hs, cs, cache, dy, dh_n, none, truncate,
+    recur_backward(CELL, 0, SEPARATE_HH, THREADED, x, weight_ih, weight_hh, hs, cs, cache, dy, dh_n, none, truncate,
                    dweight_ih, dweight_hh, dbias_ih, dbias_hh, dx, dh0, none)
 
 
@@ -59,3 +59,9 @@ def backward(x, weight_ih, weight_hh, bias_ih, bias_hh, hs, cache, dy, dh_n, tru
     backward_into(x, weight_ih, weight_hh, bias_ih, bias_hh, hs, cache, dy, dh_n, truncate,
                   dweight_ih, dweight_hh, dbias_ih, dbias_hh, dx, dh0)
     return dweight_ih, dweight_hh, dbias_ih, dbias_hh, dx, dh0
+
+
+# Compiled on first use only, by calls large enough to share their steps out over threads
+# (fastrnn.cells picks them; callable from your own code too, with the same arguments).
+forward_into_threaded = threaded(forward_into)
+backward_into_threaded = threaded(backward_into)

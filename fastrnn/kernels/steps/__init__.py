@@ -3,9 +3,9 @@
 
 Each module defines its layout (``GATES``, ``STATES``, ``TAPE``, ``CACHE``, ``SEPARATE_HH``,
 ``DIRECT_INPUT``: the one place a cell's numbers live),
-``forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)`` and
-``backward(option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt)`` with the
-contract written in :mod:`fastrnn.kernels._driver`.
+``forward(option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)`` and
+``backward(option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt)`` with
+the contract written in :mod:`fastrnn.kernels._driver`.
 """
 
 from numba import types
@@ -37,14 +37,14 @@ def tape_shapes(module, T, B, H):
     return [shapes[name] for name in module.TAPE]
 
 
-def forward(cell, option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
+def forward(cell, option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
     """Step ``t`` of cell ``cell``'s forward recurrence (plain Python, or resolved at compile time)."""
-    _MODULES[cell].forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)
+    _MODULES[cell].forward(option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)
 
 
-def backward(cell, option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
+def backward(cell, option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
     """Step ``t`` of cell ``cell``'s backward recurrence (plain Python, or resolved at compile time)."""
-    _MODULES[cell].backward(option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt)
+    _MODULES[cell].backward(option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt)
 
 
 # In compiled code the cell is a literal, and typing picks that cell's step alone: an if/elif
@@ -54,24 +54,24 @@ def backward(cell, option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct
 # reference-count traffic on each of them, every step).
 
 @overload(forward, inline="always")
-def _forward(cell, option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
+def _forward(cell, option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
     if not isinstance(cell, types.IntegerLiteral):
         return None
     step = _MODULES[cell.literal_value].forward
 
-    def impl(cell, option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
-        step(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)
+    def impl(cell, option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
+        step(option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)
 
     return impl
 
 
 @overload(backward, inline="always")
-def _backward(cell, option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
+def _backward(cell, option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
     if not isinstance(cell, types.IntegerLiteral):
         return None
     step = _MODULES[cell.literal_value].backward
 
-    def impl(cell, option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
-        step(option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt)
+    def impl(cell, option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
+        step(option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt)
 
     return impl

@@ -40,27 +40,31 @@ def _blocks(cache, t, B, H):
 
 
 @inlined
-def forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
+def forward(option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
     B, G = hp.shape
     H = G // 3
     rz_all, n_all, hn_all = _blocks(cache, t, B, H)
     bi_rz, bh_rz, bi_n, bh_n = b_ih[:2 * H], b_hh[:2 * H], b_ih[2 * H:], b_hh[2 * H:]
-    for b in range(B):
+    for b in range(lo, hi):
         rz, x_rz, h_rz = rz_all[2 * b * H:2 * (b + 1) * H], xp[t, b, :2 * H], hp[b, :2 * H]
         for i in range(2 * H):
             rz[i] = x_rz[i] + bi_rz[i] + h_rz[i] + bh_rz[i]
-    for j in range(2 * B * H):
-        rz_all[j] = sigmoid(rz_all[j])
-    for b in range(B):
+    # Over views of the rows' span, from 0: a loop from 2 lo H would index with a number LLVM cannot
+    # prove non-negative, and the check for a negative index left the loop scalar (3x slower).
+    rz_rows = rz_all[2 * lo * H:2 * hi * H]
+    for j in range(rz_rows.size):
+        rz_rows[j] = sigmoid(rz_rows[j])
+    for b in range(lo, hi):
         n, hn, r = n_all[b * H:(b + 1) * H], hn_all[b * H:(b + 1) * H], rz_all[2 * b * H:(2 * b + 1) * H]
         x_n, h_n = xp[t, b, 2 * H:], hp[b, 2 * H:]
         for i in range(H):
             a = h_n[i] + bh_n[i]
             hn[i] = a
             n[i] = x_n[i] + bi_n[i] + r[i] * a
-    for j in range(B * H):
-        n_all[j] = tanh(n_all[j])
-    for b in range(B):
+    n_rows = n_all[lo * H:hi * H]
+    for j in range(n_rows.size):
+        n_rows[j] = tanh(n_rows[j])
+    for b in range(lo, hi):
         z, n = rz_all[(2 * b + 1) * H:2 * (b + 1) * H], n_all[b * H:(b + 1) * H]
         h_prev, h_new, y = hs[t, b], hs[t + 1, b], ys[t, b]
         for i in range(H):
@@ -70,11 +74,11 @@ def forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
 
 
 @inlined
-def backward(option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
-    R, H = dh.shape
+def backward(option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
+    H = dh.shape[1]
     B = hs.shape[1]
     rz_all, n_all, hn_all = _blocks(cache, t, B, H)
-    for row in range(R):
+    for row in range(lo, hi):
         b = row % B
         r, z = rz_all[2 * b * H:(2 * b + 1) * H], rz_all[(2 * b + 1) * H:2 * (b + 1) * H]
         n, hn = n_all[b * H:(b + 1) * H], hn_all[b * H:(b + 1) * H]

@@ -19,10 +19,10 @@ DIRECT_INPUT = True  # the backward step adds y's direct gradient gy * dout into
 
 
 @inlined
-def forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
-    B, G = hp.shape
+def forward(option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
+    G = hp.shape[1]
     H = G // 4
-    for b in range(B):
+    for b in range(lo, hi):
         # Short loops over few arrays each, so that each one vectorises (see _blocks).
         activate(ACT_SIGMOID, t, b, 0, H, xp, b_ih, hp, b_hh, cache)  # gh
         activate(ACT_TANH, t, b, H, 2 * H, xp, b_ih, hp, b_hh, cache)  # h̃
@@ -38,10 +38,10 @@ def forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
 
 
 @inlined
-def backward(option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
-    R, H = dh.shape
+def backward(option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
+    H = dh.shape[1]
     B = hs.shape[1]
-    for row in range(R):
+    for row in range(lo, hi):
         b = row % B
         a = cache[t, b]
         gate_h, cand_h, gate_y, cand_y = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]

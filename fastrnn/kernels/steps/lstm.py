@@ -18,10 +18,10 @@ DIRECT_INPUT = False  # dx is the input GEMM alone
 
 
 @inlined
-def forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
-    B, G = hp.shape
+def forward(option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
+    G = hp.shape[1]
     H = G // 4
-    for b in range(B):
+    for b in range(lo, hi):
         # Short loops over few arrays each, so that each one vectorises (see _blocks).
         activate(ACT_SIGMOID, t, b, 0, 2 * H, xp, b_ih, hp, b_hh, cache)  # i, f
         activate(ACT_TANH, t, b, 2 * H, 3 * H, xp, b_ih, hp, b_hh, cache)  # g
@@ -40,10 +40,10 @@ def forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
 
 
 @inlined
-def backward(option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
-    R, H = dh.shape
+def backward(option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
+    H = dh.shape[1]
     B = hs.shape[1]
-    for row in range(R):
+    for row in range(lo, hi):
         b = row % B
         a = cache[t, b]
         ig, fg, gg, og, tanh_c = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:4 * H], a[4 * H:]

@@ -22,9 +22,9 @@ TANH, RELU, SIGMOID = 0, 1, 2
 
 
 @inlined
-def forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
-    B, H = hp.shape
-    for b in range(B):
+def forward(option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
+    H = hp.shape[1]
+    for b in range(lo, hi):
         if option == TANH:
             for i in range(H):
                 hs[t + 1, b, i] = tanh(xp[t, b, i] + b_ih[i] + hp[b, i] + b_hh[i])
@@ -39,10 +39,10 @@ def forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
 
 
 @inlined
-def backward(option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
-    R, H = dh.shape
+def backward(option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
+    H = dh.shape[1]
     B = hs.shape[1]
-    for r in range(R):
+    for r in range(lo, hi):
         b = r % B
         # Derivatives written in terms of the output v = f(a), as PyTorch does.
         if option == TANH:

@@ -14,10 +14,10 @@ DIRECT_INPUT = False  # dx is the input GEMM alone
 
 
 @inlined
-def forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
-    B, G = hp.shape
+def forward(option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
+    G = hp.shape[1]
     H = G // 2
-    for b in range(B):
+    for b in range(lo, hi):
         # Short loops over few arrays each, so that each one vectorises (see _blocks).
         activate(ACT_SIGMOID, t, b, 0, H, xp, b_ih, hp, b_hh, cache)  # g
         activate(ACT_TANH, t, b, H, 2 * H, xp, b_ih, hp, b_hh, cache)  # c
@@ -30,10 +30,10 @@ def forward(option, t, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
 
 
 @inlined
-def backward(option, t, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
-    R, H = dh.shape
+def backward(option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
+    H = dh.shape[1]
     B = hs.shape[1]
-    for row in range(R):
+    for row in range(lo, hi):
         b = row % B
         gate, cand, h_prev = cache[t, b, :H], cache[t, b, H:], hs[t, b]
         d_out, d_h, d_direct = dout[row], dh[row], dh_direct[row]
