@@ -209,6 +209,8 @@ def step_chunks(split, rows, work):
 @inlined
 def _rows(chunk, chunks, rows):
     """Rows lo..hi-1 of chunk ``chunk`` of ``chunks`` near-equal ones."""
+    if chunks == 1:  # every call on one thread: no divisions in its time loop
+        return 0, rows
     return chunk * rows // chunks, (chunk + 1) * rows // chunks
 
 
@@ -329,32 +331,33 @@ def recur_backward(cell, option, separate_hh, split, xt, w_ih, w_hh, hs, cs, cac
     db_hh[...] = 0.0
     chunks = step_chunks(split, B, R * G * H * xt.itemsize)
     allowed = threads() if chunks == 1 else 1
+    bias_chunks = 1 if chunks == 1 else max(1, min(chunks, G // MR))
 
     previous = -1
     for s in range(T - 1, -1, -1):
         j = 0 if full else s % slots
         lo = j * B
-        for b in range(B):
-            if not full:
-                # Output s takes over the slot of output s+k+1, whose horizon ends here.
-                for i in range(H):
-                    carry_h[lo + b, i] = 0.0
-                for i in range(C):
-                    carry_c[lo + b, i] = 0.0
-                if previous >= 0:
-                    for i in range(H):
-                        dout[previous * B + b, i] = 0.0
-            for i in range(H):
-                dout[lo + b, i] = dy[s, b, i]
-            if s == T - 1:
-                for i in range(H):
-                    carry_h[lo + b, i] += dh_n[b, i]
-                for i in range(C):
-                    carry_c[lo + b, i] += dc_n[b, i]
         first = s - s % span  # the block's first step, which is processed last
         row = (s - first) * B
         for chunk in numba.prange(chunks):
             b_lo, b_hi = _rows(chunk, chunks, B)
+            for b in range(b_lo, b_hi):
+                if not full:
+                    # Output s takes over the slot of output s+k+1, whose horizon ends here.
+                    for i in range(H):
+                        carry_h[lo + b, i] = 0.0
+                    for i in range(C):
+                        carry_c[lo + b, i] = 0.0
+                    if previous >= 0:
+                        for i in range(H):
+                            dout[previous * B + b, i] = 0.0
+                for i in range(H):
+                    dout[lo + b, i] = dy[s, b, i]
+                if s == T - 1:
+                    for i in range(H):
+                        carry_h[lo + b, i] += dh_n[b, i]
+                    for i in range(C):
+                        carry_c[lo + b, i] += dc_n[b, i]
             for slot in range(slots):
                 steps.backward(cell, option, s, slot * B + b_lo, slot * B + b_hi, xt, hs, cs, cache, dout, carry_h,
                                carry_c, slot_gi, slot_gh, dh_direct, dc_prev, dxt)
@@ -380,26 +383,36 @@ def recur_backward(cell, option, separate_hh, split, xt, w_ih, w_hh, hs, cs, cac
             end = min(T, s + span) * B  # the block's rows are s*B ... end-1
             n = end - s * B
             _flush_block(dgi[:n], dgh[:n], x_rows[s * B:end], h_rows[s * B:end], w_ih, w_ih_packed, end == T * B,
-                         scratch, dw_ih, dw_hh, db_ih, db_hh, dx_rows[s * B:end], direct_input)
+                         scratch, dw_ih, dw_hh, dx_rows[s * B:end], direct_input)
+            # The bias gradients, sums over the block's rows: shared out by columns, each summed in
+            # row order as on one thread.
+            for chunk in numba.prange(bias_chunks):
+                g_lo, g_hi = _rows(chunk, bias_chunks, G)
+                _column_sums(dgi[:n], db_ih, g_lo, g_hi)
+                _column_sums(dgh[:n], db_hh, g_lo, g_hi)
 
     # After step 0 every live slot holds a gradient at the initial state (outputs t <= k).
     _sum_slots(carry_h, B, dh0, 0, 0, B)
     _sum_slots(carry_c, B, dc0, 0, 0, B)
 
 
+@inlined
+def _column_sums(rows, out, lo, hi):
+    """out[i] += sum of rows[:, i] for lo <= i < hi, adding the rows in order."""
+    cols = out[lo:hi]  # from 0: see the GRU step on loops from an offset
+    for r in range(rows.shape[0]):
+        row = rows[r, lo:hi]
+        for i in range(hi - lo):
+            cols[i] += row[i]
+
+
 @kernel
-def _flush_block(dgi, dgh, x_rows, h_rows, w_ih, w_ih_packed, overwrite, scratch, dw_ih, dw_hh, db_ih, db_hh,
-                 dx_rows, direct_input):
-    """Take one block's pre-activation gradients (rows of ``dgi``/``dgh``) into the weight, bias
-    and input gradients: GEMMs over the block's rows. The weight gradients of the first block
-    done (the one holding step T-1) are written (``overwrite``), the later ones added to them."""
+def _flush_block(dgi, dgh, x_rows, h_rows, w_ih, w_ih_packed, overwrite, scratch, dw_ih, dw_hh, dx_rows,
+                 direct_input):
+    """Take one block's pre-activation gradients (rows of ``dgi``/``dgh``) into the weight and
+    input gradients: GEMMs over the block's rows. The weight gradients of the first block done
+    (the one holding step T-1) are written (``overwrite``), the later ones added to them."""
     mm_atb(dgi, x_rows, scratch, dw_ih, not overwrite)
     mm_atb(dgh, h_rows, scratch, dw_hh, not overwrite)
-    G = dgi.shape[1]
-    for r in range(dgi.shape[0]):
-        for i in range(G):
-            db_ih[i] += dgi[r, i]
-        for i in range(G):
-            db_hh[i] += dgh[r, i]
     # A cell with a direct path to x has already added it into dx.
     mm_ab(dgi, w_ih, w_ih_packed, dx_rows, direct_input, threads())
