@@ -4,6 +4,7 @@ workers can use it without importing the package back."""
 import contextlib
 
 import numba
+import numba.np.ufunc.parallel
 
 
 @contextlib.contextmanager
@@ -39,8 +40,8 @@ def steps_may_split():
     if numba.get_num_threads() < 2:
         return False
     if _fast_layer is None:
-        try:
-            _fast_layer = numba.threading_layer() in _FAST_LAYERS
-        except ValueError:  # no layer loaded yet (only under NUMBA_DISABLE_JIT, where nothing runs in parallel)
+        if numba.config.DISABLE_JIT:  # plain Python: nothing runs in parallel
             return False
+        numba.np.ufunc.parallel._launch_threads()  # loaded with the first kernel; here in case none ran yet
+        _fast_layer = numba.threading_layer() in _FAST_LAYERS
     return _fast_layer

@@ -262,9 +262,11 @@ def _compile(args):
         print(f"fastrnn compile: unknown cell {unknown[0]!r}; choose from {', '.join(BY_CELL_NAME)}", file=sys.stderr)
         return 2
     dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
-    print(f"compiling {', '.join(names)} in {', '.join(dtypes)} (or loading them from Numba's cache)", flush=True)
+    what = " and their threaded twins" if args.threaded else ""
+    print(f"compiling {', '.join(names)}{what} in {', '.join(dtypes)} (or loading them from Numba's cache)",
+          flush=True)
     began = time.perf_counter()
-    compile_cells(names, dtypes, jobs=args.jobs,
+    compile_cells(names, dtypes, jobs=args.jobs, threaded=args.threaded,
                               report=lambda name, dtype, seconds: print(f"  {name} {dtype}: {seconds:.1f} s",
                                                                         flush=True))
     directories = compilation.cache_directories()
@@ -471,6 +473,8 @@ def main(argv=None):
                    help=f"cells to compile (default: all of {', '.join(BY_CELL_NAME)})")
     c.add_argument("--dtype", choices=["float64", "float32", "both"], default="both")
     c.add_argument("--jobs", type=_positive, metavar="N", help="worker processes (default: every core)")
+    c.add_argument("--threaded", action="store_true",
+                   help="also the kernels' threaded twins, which large calls on several threads use")
     args = parser.parse_args(argv)
     if args.command == "compile":
         return _compile(args)

@@ -9,8 +9,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
+from ._threads import numba_threads
 from .cells import GRU, LSTM, RNN, UGRNN, IntersectionRNN
 from .layer import tree_map
 from .model import Model
@@ -159,22 +161,35 @@ def warm(case, dtype):
     model.fit(np.zeros((2, 2, 2), dtype), np.zeros((2, 2), np.intp), epochs=1, progress=False)
 
 
-def _compile_module(name, dtypes):
-    """In a worker process: one cell's kernels in each dtype, as :func:`warm` calls them.
-    Returns [(name, dtype, seconds)]."""
+def warm_threaded(case, dtype):
+    """Load or compile the threaded twins of ``case``'s kernels (compiled on first use by a call
+    large enough to share its steps out), through such a call; nothing where they would not be used
+    (one Numba thread, or the workqueue layer)."""
+    core = case.make(2, 128, dtype=dtype, seed=0)
+    B = 16  # 16 rows of H = 128: above the size from which a cell takes its twins, in either dtype
+    with numba_threads(min(2, numba.config.NUMBA_NUM_THREADS)):
+        if core._kernel("forward", B)[1] == "forward threaded":
+            api_step(core, make_inputs(core, 2, B), truncate=1)()
+
+
+def _compile_module(name, dtypes, threaded=False):
+    """In a worker process: one cell's kernels in each dtype, as :func:`warm` calls them (and
+    :func:`warm_threaded`, with ``threaded``). Returns [(name, dtype, seconds)]."""
     done = []
     for dtype in dtypes:
         began = time.perf_counter()
         warm(BY_CELL_NAME[name], dtype)
+        if threaded:
+            warm_threaded(BY_CELL_NAME[name], dtype)
         done.append((name, dtype, time.perf_counter() - began))
     return done
 
 
-def compile_cells(names, dtypes, jobs=None, report=print):
+def compile_cells(names, dtypes, jobs=None, report=print, threaded=False):
     """Compile (or load) the kernels of the named cells in each dtype, in worker processes
     ``jobs`` at a time (default: every core), then check here that every one loads from the
-    cache. ``report(name, dtype, seconds)`` is called as each finishes; returns the list of
-    those triples (what ``fastrnn compile`` runs).
+    cache; with ``threaded``, their threaded twins too. ``report(name, dtype, seconds)`` is called
+    as each finishes; returns the list of those triples (what ``fastrnn compile`` runs).
 
     Numba's cache is not safe to write from two processes at once: each writer rewrites a
     function's whole index and numbers its data files from what it read, so two writers of one
@@ -189,7 +204,7 @@ def compile_cells(names, dtypes, jobs=None, report=print):
         modules.setdefault(BY_CELL_NAME[name].cls._module, name)
     first, *others = modules.values()
     done = []
-    for result in _compile_module(first, dtypes):
+    for result in _compile_module(first, dtypes, threaded):
         done.append(result)
         report(*result)
     if others:
@@ -197,12 +212,14 @@ def compile_cells(names, dtypes, jobs=None, report=print):
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=max(1, min(jobs or cpu_count(), len(others))),
                                  mp_context=context) as pool:
-            for results in pool.map(_compile_module, others, [dtypes] * len(others)):
+            for results in pool.map(_compile_module, others, [dtypes] * len(others), [threaded] * len(others)):
                 for result in results:
                     done.append(result)
                     report(*result)
     for name in names:  # loads from the cache now; compiles whatever a worker could not write
         for dtype in dtypes:
             warm(BY_CELL_NAME[name], dtype)
+            if threaded:
+                warm_threaded(BY_CELL_NAME[name], dtype)
     return done
 

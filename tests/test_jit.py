@@ -205,6 +205,21 @@ COLD_THEN_WARM = textwrap.dedent("""
 """)
 
 
+LARGE_ON_TWO_THREADS = textwrap.dedent("""
+    import logging, sys
+    import numba, numpy as np
+    import fastrnn, fastrnn._threads
+    from fastrnn.kernels import _jit
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(name)s: %(message)s")
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    cell = fastrnn.RNN(2, 128, seed=0)
+    print(cell._kernel("forward", 16)[1], fastrnn._threads.threading_layer())
+    y, _, tape = cell.forward(np.ones((3, 16, 2)))
+    cell.backward(tape, np.ones_like(y))
+    print("MISSES", [d.py_func.__qualname__ for d in _jit.KERNELS if d.stats.cache_misses])
+""")
+
+
 @pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"), reason="JIT disabled")
 def test_compiling_is_announced_and_fastrnn_compile_fills_the_cache(tmp_path):
     """With an empty cache the first call says it compiles (through logging, no warning);
@@ -221,9 +236,15 @@ def test_compiling_is_announced_and_fastrnn_compile_fills_the_cache(tmp_path):
     notice = train.index("fastrnn: compiling GRU float64 training loop (first use; cached on disk afterwards)")
     assert notice < train.index("final:"), train
     compiled = subprocess.run([sys.executable, "-m", "fastrnn", "compile", "--cells", "rnn-tanh", "--dtype",
-                               "float64"], env=env, capture_output=True, text=True, check=True, timeout=600).stdout
+                               "float64", "--threaded"], env=env, capture_output=True, text=True, check=True,
+                              timeout=600).stdout
     assert "rnn-tanh float64:" in compiled and "Numba's cache:" in compiled, compiled
-    assert str(tmp_path / "cache") in compiled, compiled
+    assert "and their threaded twins" in compiled and str(tmp_path / "cache") in compiled, compiled
     warm = subprocess.run([sys.executable, "-c", COLD_THEN_WARM], env=env, capture_output=True, text=True,
                           check=True, timeout=600).stdout
     assert "compiling" not in warm and "MISSES []" in warm, warm
+    # --threaded also filled the cache with the threaded twins that large calls on two threads take.
+    large = subprocess.run([sys.executable, "-c", LARGE_ON_TWO_THREADS], env=env, capture_output=True, text=True,
+                           check=True, timeout=600).stdout
+    assert "forward threaded" in large or numba.config.NUMBA_NUM_THREADS < 2 or "workqueue" in large, large
+    assert "compiling" not in large and "MISSES []" in large, large

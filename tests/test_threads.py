@@ -106,3 +106,13 @@ def test_a_fresh_process_runs_cached_kernels_on_one_and_two_threads():
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
         assert out.returncode == 0, out.stderr[-2000:]
         assert out.stdout.strip() == "ok"
+
+
+def test_importing_fastrnn_loads_no_threading_layer():
+    # The first OpenMP runtime a process loads is the one every later library gets: PyTorch imported
+    # after Numba had loaded the system's GNU OpenMP ran 15x slower on two threads. So the layer is
+    # loaded with the first kernel (compiled or loaded from the cache), not by the import.
+    code = "import fastrnn, fastrnn._threads as t; print(t.threading_layer())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("not started yet"), out.stdout
