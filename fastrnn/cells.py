@@ -82,8 +82,12 @@ class Cell(Layer):
         self.params = self._init_params(np.random.default_rng(seed))
         # A numba cell's first forward and first backward go through compilation.first_call,
         # which says when a kernel has to be compiled.
-        self._fresh = {"forward", "backward", "forward threaded", "backward threaded"} if backend == "numba" \
-            else set()
+        # name -> (kernel, name), looked up per call (a formatted attribute name cost ~0.1 µs a call).
+        self._kernels = {name: (getattr(self._impl, attribute), name) for name, attribute in (
+            ("forward", "forward_into"), ("backward", "backward_into"),
+            ("forward threaded", "forward_into_threaded"), ("backward threaded", "backward_into_threaded"))
+            if hasattr(self._impl, attribute)}
+        self._fresh = set(self._kernels) if backend == "numba" else set()
         # A step's hidden-side product in multiply-adds times bytes per batch row: from STEP_WORK in
         # all, and with room for two chunks of MR rows, a call goes to the kernels' threaded twins.
         self._step_work = self._blocks * self.hidden_size ** 2 * self.dtype.itemsize if backend == "numba" else 0
@@ -104,8 +108,8 @@ class Cell(Layer):
         (``forward_into_threaded``) when its steps are large enough to share out and more than one
         thread is allowed (checked last: the sizes rule out small calls at no cost), else the kernel."""
         if batch >= 2 * MR and batch * self._step_work >= STEP_WORK and steps_may_split():
-            return getattr(self._impl, f"{direction}_into_threaded"), f"{direction} threaded"
-        return getattr(self._impl, f"{direction}_into"), direction
+            return self._kernels[direction + " threaded"]
+        return self._kernels[direction]
 
     def _call(self, direction, batch, args):
         """Run the ``direction`` kernel for ``batch`` rows on ``args``; its first use goes through
