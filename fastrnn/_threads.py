@@ -4,7 +4,6 @@ workers can use it without importing the package back."""
 import contextlib
 
 import numba
-import numba.np.ufunc.parallel
 
 
 @contextlib.contextmanager
@@ -37,11 +36,10 @@ def steps_may_split():
     """Whether the kernels may share each step out over threads now: more than one Numba thread
     allowed in the calling thread, on a threading layer that starts parallel loops quickly."""
     global _fast_layer
-    if numba.get_num_threads() < 2:
+    if numba.get_num_threads() < 2:  # which also loads the layer, if no kernel has yet
         return False
     if _fast_layer is None:
         if numba.config.DISABLE_JIT:  # plain Python: nothing runs in parallel
             return False
-        numba.np.ufunc.parallel._launch_threads()  # loaded with the first kernel; here in case none ran yet
         _fast_layer = numba.threading_layer() in _FAST_LAYERS
     return _fast_layer

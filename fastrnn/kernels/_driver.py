@@ -192,8 +192,10 @@ def mm_atb(a, b, scratch, out, accumulate):
 # thread takes its rows' part of the hidden-side product and of the pointwise step, one parallel
 # loop per step. A row's numbers are the same whoever computes them, so the results are the same
 # bits as on one thread. A step is split from STEP_WORK multiply-adds of that product times the
-# element size (as for a product, _gemm.PARALLEL_WORK), into chunks of at least MR rows. Measured
-# on 2 cores (Xeon, OpenMP layer), forward+backward on 2 threads over 1: see the README's table.
+# element size (counted as for a product, _gemm.PARALLEL_WORK), into chunks of at least MR rows;
+# fastrnn.cells applies the same rule when it chooses a threaded kernel. The threshold is a choice,
+# not a tuned figure: on 2 cores (Xeon, OpenMP layer) every size above it that was measured ran
+# faster on two threads (at 100x16x64x64 those above it: 1.16-1.44x; README's table).
 STEP_WORK = 1 << 20
 
 

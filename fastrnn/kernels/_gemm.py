@@ -171,12 +171,6 @@ def _tile(typingctx, rows, vectors, k, pa, rs_a, cs_a, pb, ldb, pc, ldc, cols, a
                       types.intp, types.intp, types.intp, types.boolean, like), codegen
 
 
-def _load_threading_layer():
-    """Load Numba's threading layer, which defines the symbol ``get_num_threads`` that :func:`threads`
-    calls (Numba's own ``_reload_parfors``, which its cached parallel functions run when loaded)."""
-    numba.np.ufunc.parallel._launch_threads()
-
-
 def _threads_python():
     """:func:`threads` for ``NUMBA_DISABLE_JIT=1``."""
     return numba.get_num_threads()
@@ -192,12 +186,13 @@ def threads(typingctx):
     layer's ``get_num_threads`` by its symbol, as Numba's own parallel loops do.
     """
     def codegen(context, builder, signature, args):
-        # The symbol must be defined when this code is linked, now and whenever it is loaded from
-        # Numba's cache (a call to an undefined symbol is a crash, not an error). Loading the layer
-        # lazily, rather than at import, matters: the process's first OpenMP runtime is the one
-        # every later library gets, and PyTorch imported after Numba had loaded the system's GNU
-        # OpenMP ran 15x slower on two threads (its own copy is then never loaded).
-        _load_threading_layer()
+        # The threading layer defines the symbol, which must exist when this code is linked: now,
+        # and whenever it is loaded from Numba's cache (a call to an undefined symbol is a crash, not
+        # an error), which is what Numba's own hook for cached parallel functions, _reload_parfors,
+        # sees to. Loading the layer lazily, rather than at import, matters: the process's first
+        # OpenMP runtime is the one every later library gets, and PyTorch imported after Numba had
+        # loaded the system's GNU OpenMP ran 15x slower on two threads.
+        numba.np.ufunc.parallel._launch_threads()
         context.active_code_library._reload_init.add(_reload_parfors)
         function = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(64), []),
                                                   "get_num_threads")
