@@ -38,12 +38,32 @@ def test_gemm_matches_numpy_within_the_dtypes_bound(m, k, n, dtype):
     a = rng.standard_normal((m, k)).astype(dtype)
     b = rng.standard_normal((k, n)).astype(dtype)
     c = np.full((m, n), np.nan, dtype)
-    _gemm.gemm(a, _gemm.packed(b), c, False, numba.get_num_threads())
+    _gemm.gemm(a, b, _gemm.packed(b), c, False, numba.get_num_threads())
     assert_product(c, a, b, dtype)
     # Accumulating adds to what c holds.
     before = rng.standard_normal((m, n)).astype(dtype)
     c[...] = before
-    _gemm.gemm(a, _gemm.packed(b), c, True, numba.get_num_threads())
+    _gemm.gemm(a, b, _gemm.packed(b), c, True, numba.get_num_threads())
+    assert_product(c, a, b, dtype, extra=before.astype(np.float64))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("m, k, n", SHAPES)
+def test_gemm_reads_b_in_place_when_given_no_packed_form(m, k, n, dtype):
+    """B unpacked, as a window with contiguous rows of a wider array: the columns right of it,
+    which the tiles' masked loads must not pick up, hold NaN."""
+    rng = np.random.default_rng(m * 1000 + k * 10 + n + 1)
+    a = rng.standard_normal((m, k)).astype(dtype)
+    wide = np.full((k, n + 9), np.nan, dtype)
+    b = wide[:, 2:2 + n]
+    b[...] = rng.standard_normal((k, n))
+    c = np.full((m, n), np.nan, dtype)
+    in_place = np.empty((0, 0, 0), dtype)
+    _gemm.gemm(a, b, in_place, c, False, numba.get_num_threads())
+    assert_product(c, a, b, dtype)
+    before = rng.standard_normal((m, n)).astype(dtype)
+    c[...] = before
+    _gemm.gemm(a, b, in_place, c, True, numba.get_num_threads())
     assert_product(c, a, b, dtype, extra=before.astype(np.float64))
 
 
@@ -121,7 +141,7 @@ def test_gemm_propagates_nan_and_inf(m, k, n):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("m, k, n", [(2, 4, 16), (1, 16, 2), (32, 64, 192), (33, 7, 5)])
+@pytest.mark.parametrize("m, k, n", [(2, 4, 16), (1, 16, 2), (32, 64, 192), (33, 7, 5), (40, 8, 16)])
 def test_driver_products_small_and_tiled(m, k, n, dtype):
     """mm_ab, mm_abt and mm_atb, on both sides of the loops-or-tiles threshold."""
     rng = np.random.default_rng(3)
@@ -145,3 +165,16 @@ def test_driver_products_small_and_tiled(m, k, n, dtype):
     before = out.copy()
     mm_atb(at, b, scratch, out, True)
     assert_product(out, a, b, dtype, extra=before.astype(np.float64))
+    # A b whose rows are not contiguous is packed into scratch rather than read in place.
+    spread = np.repeat(b, 2, axis=1)[:, ::2]
+    assert not spread.flags.c_contiguous
+    mm_atb(at, spread, scratch, out, False)
+    assert_product(out, a, b, dtype)
+    # Prepared for fewer rows than the call has (prepare may have chosen loops there): still exact,
+    # b read in place or packed on the way.
+    mm_ab(a, b, prepare(1, b), out, False, numba.get_num_threads())
+    assert_product(out, a, b, dtype)
+    mm_ab(a, spread, prepare(1, spread), out, False, numba.get_num_threads())
+    assert_product(out, a, b, dtype)
+    mm_abt(a, bt, prepare(1, bt.T), out, numba.get_num_threads())
+    assert_product(out, a, b, dtype)

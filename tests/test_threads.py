@@ -27,25 +27,36 @@ SHAPES = [(1, 3, 5), (7, 16, 25), (8, 64, 48), (13, 64, 49), (45, 70, 100), (128
           (1100, 33, 10), (64, 300, 1024)]
 
 
-def _product(fn, a, bp, c, accumulate, *threads):
+def _product(fn, a, b, bp, c, accumulate, *threads):
+    """Call _gemm_core or _gemm_split with B's panels described as _gemm.gemm describes them:
+    packed (``bp``), or ``b`` itself in one-vector panels when ``bp`` is None."""
     size = a.itemsize
-    fn(a.shape[0], a.shape[1], a.ctypes.data, a.strides[0] // size, a.strides[1] // size, bp, c.shape[1],
-       c.ctypes.data, c.strides[0] // size, accumulate, *threads)
+    if bp is None:
+        width = _gemm.VECTOR_BYTES // size
+        panels = -(-b.shape[1] // width)
+        pb, ldb, step, like = b.ctypes.data, b.strides[0] // size, width, np.empty((0, 0, 0), a.dtype)
+    else:
+        panels, _, width = bp.shape
+        pb, ldb, step, like = bp.ctypes.data, width, b.shape[0] * width, bp
+    fn(a.shape[0], a.shape[1], a.ctypes.data, a.strides[0] // size, a.strides[1] // size, pb, ldb, step, panels,
+       width, b.shape[1], c.ctypes.data, c.strides[0] // size, accumulate, *threads, like)
 
 
+@pytest.mark.parametrize("packed", [True, False], ids=["packed", "in-place"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m, k, n", SHAPES)
-def test_split_product_equals_the_one_thread_product_bit_for_bit(m, k, n, dtype):
+def test_split_product_equals_the_one_thread_product_bit_for_bit(m, k, n, dtype, packed):
     rng = np.random.default_rng(m + 7 * k + 31 * n)
     a = rng.standard_normal((m, k)).astype(dtype)
-    bp = _gemm.packed(rng.standard_normal((k, n)).astype(dtype))
+    b = rng.standard_normal((k, n)).astype(dtype)
+    bp = _gemm.packed(b) if packed else None
     start = rng.standard_normal((m, n)).astype(dtype)
     for accumulate in (False, True):
         one = start.copy()
-        _product(_gemm._gemm_core, a, bp, one, accumulate, 1)  # allowed one thread: its own loop
+        _product(_gemm._gemm_core, a, b, bp, one, accumulate, 1)  # allowed one thread: its own loop
         for threads in (1, 2, 3, 5, 8):
             split = start.copy()
-            _product(_gemm._gemm_split, a, bp, split, accumulate, threads)
+            _product(_gemm._gemm_split, a, b, bp, split, accumulate, threads)
             assert split.tobytes() == one.tobytes(), (accumulate, threads)
 
 

@@ -56,7 +56,7 @@ import numba
 import numpy as np
 
 from . import steps
-from ._gemm import MR, OVERWRITE, gemm, pack, packed, packed_shape, threads
+from ._gemm import MR, OVERWRITE, VECTOR_BYTES, gemm, pack, packed, packed_shape, threads
 from ._jit import inlined, kernel, reassociating
 
 # Small products are written as loops rather than sent through the tiled product of
@@ -66,6 +66,12 @@ from ._jit import inlined, kernel, reassociating
 # twice as long as a BLAS call).
 SMALL_GEMM = 512
 MIN_VECTOR = 8
+# The tiled products read a B with contiguous rows of at most this many vectors in place, with
+# one-vector tiles, rather than packing it first: packing such a B cost as much as the product
+# (float64, 128x16 by 128x16: 2.2 µs packed, 0.95 µs in place; 128x64 by 128x16: 5.1 against
+# 4.1), while for wider ones the three-vector tiles on a packed B won (128x60 by 128x20: 5.3
+# packed, 6.6 in place; 512x256 by 512x64: 166 against 200).
+IN_PLACE_VECTORS = 2
 
 # The backward pass keeps the gradients at the pre-activations for blocks of about this many rows
 # (steps times batch) and takes each block into the weight gradients with one GEMM. Enough rows
@@ -91,13 +97,21 @@ def _small(m, k, n, inner):
     return m * n * k <= SMALL_GEMM and inner >= MIN_VECTOR
 
 
+@inlined
+def _in_place(b):
+    """Whether the tiled products read ``b (k, n)`` as it is rather than packed: its rows
+    contiguous and at most IN_PLACE_VECTORS vectors long."""
+    return b.strides[1] == b.itemsize and b.shape[1] * b.itemsize <= IN_PLACE_VECTORS * VECTOR_BYTES
+
+
 @kernel
 def prepare(m, b):
     """What the products below need of ``b (k, n)`` for at most ``m`` rows of ``a``: its packed
-    form when such a product goes to :func:`gemm`, else an empty array (loops read ``b`` itself).
-    Called once per kernel call for a weight matrix that every step multiplies by."""
+    form when such a product goes to :func:`gemm`, else an empty array (loops, or
+    :func:`gemm`, read ``b`` itself). Called once per kernel call for a weight matrix that
+    every step multiplies by."""
     k, n = b.shape
-    if _small(m, k, n, n) and _small(m, k, n, k):
+    if (_small(m, k, n, n) and _small(m, k, n, k)) or _in_place(b):
         return np.empty((0, 0, 0), b.dtype)
     return packed(b)
 
@@ -149,7 +163,9 @@ def mm_ab(a, b, bp, out, accumulate, allowed):
     m, k = a.shape
     n = b.shape[1]
     if not _small(m, k, n, n):
-        gemm(a, bp, out, accumulate, allowed)
+        if bp.shape[0] == 0 and not _in_place(b):  # prepared for fewer rows than this call has
+            bp = packed(b)
+        gemm(a, b, bp, out, accumulate, allowed)
         return
     ab_loops(a, b, out, accumulate)
 
@@ -165,7 +181,9 @@ def mm_abt(a, b, bp, out, allowed):
     m, k = a.shape
     n = b.shape[0]
     if not _small(m, k, n, k):
-        gemm(a, bp, out, OVERWRITE, allowed)
+        if bp.shape[0] == 0 and not _in_place(b.T):  # prepared for fewer rows than this call has
+            bp = packed(b.T)
+        gemm(a, b.T, bp, out, OVERWRITE, allowed)
         return
     abt_loops(a, b, out)
 
@@ -175,15 +193,17 @@ def mm_atb(a, b, scratch, out, accumulate):
     """out = a.T @ b (or out += a.T @ b with ``accumulate``) for a (m, k), b (m, n).
 
     ``scratch`` is a 1-d array with room for b packed (the product of ``packed_shape(m, n, b)``):
-    b changes from call to call, so it is packed here.
+    b changes from call to call, so it is packed here (or read in place: see IN_PLACE_VECTORS).
     """
     m, k = a.shape
     n = b.shape[1]
     if not _small(k, m, n, n):
-        panels, rows, width = packed_shape(m, n, b)
-        bp = scratch[:panels * rows * width].reshape((panels, rows, width))
-        pack(b, bp)
-        gemm(a.T, bp, out, accumulate, threads())
+        bp = scratch[:0].reshape((0, 0, 0))
+        if not _in_place(b):
+            panels, rows, width = packed_shape(m, n, b)
+            bp = scratch[:panels * rows * width].reshape((panels, rows, width))
+            pack(b, bp)
+        gemm(a.T, b, bp, out, accumulate, threads())
         return
     atb_loops(a, b, out, accumulate)
 

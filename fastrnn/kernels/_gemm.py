@@ -7,6 +7,8 @@ dimension: per step of k, NR/lanes vector loads of the panel, MR broadcasts of A
 MR*NR/lanes fused multiply-adds, with no store until the tile is done. C is read and written
 through lane masks, so the right edge needs no scratch tile; a panel with valid columns for one
 vector only gets a one-vector tile, and a B that fits in one vector is packed one vector wide.
+A small B whose rows are contiguous is not packed at all: one-vector tiles read it in place,
+through masks (packing it cost as much as the product; see ``_driver.IN_PLACE_VECTORS``).
 
 Why the kernels do not call BLAS for these products (``np.dot`` inside Numba calls SciPy's
 OpenBLAS):
@@ -155,8 +157,16 @@ def _tile(typingctx, rows, vectors, k, pa, rs_a, cs_a, pb, ldb, pc, ldc, cols, a
         with cgutils.for_range(builder, k_) as loop:
             p = loop.index
             row_b = builder.gep(pb, [builder.mul(p, ldb_)])
-            bv = [builder.load(builder.bitcast(builder.gep(row_b, [ir.Constant(i64, v * lanes)]), vector_ptr),
-                               align=size) for v in range(nv)]
+            # A one-vector tile loads B through the column mask: B may be read in place (see gemm),
+            # where columns past ``cols`` are another row's or past the end of the array. Wider
+            # tiles only ever read packed panels, zero-padded, with plain loads: masked ones cost
+            # float32 products 17% (218 against 181 GFLOP/s at 32x256x256).
+            addresses = [builder.bitcast(builder.gep(row_b, [ir.Constant(i64, v * lanes)]), vector_ptr)
+                         for v in range(nv)]
+            if nv == 1:
+                bv = [builder.call(masked_load, [addresses[0], align, masks[0], zero])]
+            else:
+                bv = [builder.load(address, align=size) for address in addresses]
             col_a = builder.gep(pa, [builder.mul(p, cs_a_)])
             for r in range(mr):
                 number = splat(builder.load(builder.gep(col_a, [builder.mul(ir.Constant(i64, r), rs_a_)])), vector)
@@ -235,31 +245,35 @@ def packed(b):
 
 
 @kernel
-def _gemm_core(m, k, pa, rs_a, cs_a, bp, n, pc, ldc, accumulate, allowed):
+def _gemm_core(m, k, pa, rs_a, cs_a, pb, ldb, step, panels, width, n, pc, ldc, accumulate, allowed, like):
     """:func:`gemm` on addresses and element strides, on at most ``allowed`` threads: one compiled
-    copy per dtype."""
-    if allowed > 1 and m * n * k * bp.itemsize >= PARALLEL_WORK:
-        _gemm_split(m, k, pa, rs_a, cs_a, bp, n, pc, ldc, accumulate, allowed)
+    copy per dtype (that of ``like``, an array of any size).
+
+    B is ``panels`` panels of ``width`` columns, panel q starting ``q * step`` elements after
+    ``pb``, its rows ``ldb`` elements apart: packed panels (step k * width, ldb = width) or B
+    itself (step = width, ldb its row stride).
+    """
+    if allowed > 1 and m * n * k * like.itemsize >= PARALLEL_WORK:
+        _gemm_split(m, k, pa, rs_a, cs_a, pb, ldb, step, panels, width, n, pc, ldc, accumulate, allowed, like)
         return
     # A in chunks of rows small enough to stay in cache while each panel of B, in turn, passes
     # over all of the chunk's tiles: B is read once per chunk, not once per tile.
-    chunk = _chunk_rows(k, bp.itemsize)
+    chunk = _chunk_rows(k, like.itemsize)
     for start in range(0, m, chunk):
         stop = min(m, start + chunk)
-        for q in range(bp.shape[0]):
-            _block(start, stop, q, k, pa, rs_a, cs_a, bp, n, pc, ldc, accumulate)
+        for q in range(panels):
+            _block(start, stop, q, k, pa, rs_a, cs_a, pb, ldb, step, width, n, pc, ldc, accumulate, like)
 
 
 @parallel
-def _gemm_split(m, k, pa, rs_a, cs_a, bp, n, pc, ldc, accumulate, threads):
+def _gemm_split(m, k, pa, rs_a, cs_a, pb, ldb, step, panels, width, n, pc, ldc, accumulate, threads, like):
     """:func:`_gemm_core` on ``threads`` threads: the (row chunk, panel) blocks of C are shared out.
 
     Each element of C is computed by exactly the same sequence of multiply-adds whichever thread
     computes it, and in whichever tile: nothing is summed across threads, so the result is
     bit-identical to the single-threaded product for every thread count.
     """
-    panels = bp.shape[0]
-    chunk = _chunk_rows(k, bp.itemsize)
+    chunk = _chunk_rows(k, like.itemsize)
     chunks = (m + chunk - 1) // chunk
     # At least two blocks a thread, so that a thread is not left idle by a narrow C (the recurrences'
     # per-step products have a few row tiles and a few dozen panels, or the other way round).
@@ -270,7 +284,8 @@ def _gemm_split(m, k, pa, rs_a, cs_a, bp, n, pc, ldc, accumulate, threads):
         chunks = (m + chunk - 1) // chunk
     for u in numba.prange(chunks * panels):
         start = (u // panels) * chunk
-        _block(start, min(m, start + chunk), u % panels, k, pa, rs_a, cs_a, bp, n, pc, ldc, accumulate)
+        _block(start, min(m, start + chunk), u % panels, k, pa, rs_a, cs_a, pb, ldb, step, width, n, pc, ldc,
+               accumulate, like)
 
 
 @inlined
@@ -280,20 +295,22 @@ def _chunk_rows(k, size):
 
 
 @inlined
-def _block(start, stop, q, k, pa, rs_a, cs_a, bp, n, pc, ldc, accumulate):
+def _block(start, stop, q, k, pa, rs_a, cs_a, pb, ldb, step, width, n, pc, ldc, accumulate, like):
     """Rows ``start..stop-1`` of C, columns of panel ``q``."""
-    width = bp.shape[2]
-    size = bp.itemsize
+    size = like.itemsize
     lo = q * width
     cols = min(width, n - lo)
-    panel = bp.ctypes.data + q * k * width * size
+    panel = pb + q * step * size
     a_rows, c_cols = pa + start * rs_a * size, pc + (start * ldc + lo) * size
-    if cols <= VECTOR_BYTES // size:
-        # Valid columns for one vector only (a narrow C, or its right edge): a tile of one
-        # vector, rather than three with two thirds thrown away.
-        _panel(MR, 1, stop - start, k, a_rows, rs_a, cs_a, panel, width, c_cols, ldc, cols, accumulate, bp)
+    # Valid columns for one vector only (a narrow C, its right edge, or B read in place): a tile of
+    # one vector, rather than three with two thirds thrown away. (A tile of two vectors as well ran
+    # a 16-column product 1.25x faster, but every kernel links the product's machine code into its
+    # own, and it cost 2.5 s of cold compile per dtype.)
+    lanes = VECTOR_BYTES // size
+    if cols <= lanes:
+        _panel(MR, 1, stop - start, k, a_rows, rs_a, cs_a, panel, ldb, c_cols, ldc, cols, accumulate, like)
     else:
-        _panel(MR, VECTORS, stop - start, k, a_rows, rs_a, cs_a, panel, width, c_cols, ldc, cols, accumulate, bp)
+        _panel(MR, VECTORS, stop - start, k, a_rows, rs_a, cs_a, panel, ldb, c_cols, ldc, cols, accumulate, like)
 
 
 @inlined
@@ -312,20 +329,35 @@ def _panel(rows, vectors, m, k, pa, rs_a, cs_a, pb, ldb, pc, ldc, cols, accumula
 
 
 @inlined
-def gemm(a, bp, c, accumulate, allowed):
-    """``c = a @ B`` (or ``c += a @ B`` with ``accumulate``) where ``bp`` is B packed by :func:`pack`,
-    on at most ``allowed`` threads (:func:`threads` for as many as Numba allows; 1 inside a parallel
-    loop, which has its threads already).
+def gemm(a, b, bp, c, accumulate, allowed):
+    """``c = a @ b`` (or ``c += a @ b`` with ``accumulate``) on at most ``allowed`` threads
+    (:func:`threads` for as many as Numba allows; 1 inside a parallel loop, which has its threads
+    already).
+
+    ``bp`` is ``b`` packed by :func:`pack`, or an empty 3-d array of the dtype to read ``b`` in
+    place, which needs its rows contiguous (unit column stride): for a B too small to be worth
+    packing. In place, B is read one vector's width of columns at a time, through the tiles'
+    column masks, so nothing past its last column is read; a one-vector tile does a third of a
+    full tile's work per load of A, so this is for small products only.
 
     ``a (m, k)`` may have any strides (a transposed view costs nothing); ``c (m, n)`` must have
-    unit column stride and must not overlap ``a`` or ``bp``.
+    unit column stride and must not overlap ``a`` or ``b``.
     """
     size = a.itemsize
-    _gemm_core(a.shape[0], a.shape[1], a.ctypes.data, a.strides[0] // size, a.strides[1] // size, bp, c.shape[1],
-               c.ctypes.data, c.strides[0] // size, accumulate, allowed)
+    n = b.shape[1]
+    # One call of the product for both forms of B, each its panels' address, stride and row stride.
+    # In place, B is taken as panels of one vector, read by one-vector tiles through their masks.
+    if bp.shape[0] == 0:
+        width = VECTOR_BYTES // size
+        pb, ldb, step, panels = b.ctypes.data, b.strides[0] // size, width, (n + width - 1) // width
+    else:
+        panels, k, width = bp.shape
+        pb, ldb, step = bp.ctypes.data, width, k * width
+    _gemm_core(a.shape[0], a.shape[1], a.ctypes.data, a.strides[0] // size, a.strides[1] // size, pb, ldb, step,
+               panels, width, n, c.ctypes.data, c.strides[0] // size, accumulate, allowed, bp)
 
 
 @kernel
 def matmul(a, b, c):
     """``c = a @ b``, packing ``b`` on the way (for products done once; reuse :func:`packed` otherwise)."""
-    gemm(a, packed(b), c, OVERWRITE, threads())
+    gemm(a, b, packed(b), c, OVERWRITE, threads())
