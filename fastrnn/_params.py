@@ -44,3 +44,56 @@ class PrefixedParams(MutableMapping):
 
     def __repr__(self):
         return "{" + ", ".join(f"{key!r}: <{self[key].dtype.name} {self[key].shape}>" for key in self) + "}"
+
+
+class Parameters(dict):
+    """A cell's ``params``: a plain dict that also counts the changes made to it.
+
+    ``version`` goes up with every assignment, deletion or update, so a cell tells in one
+    comparison that none of its arrays has been replaced since it last checked them (a lookup of
+    each by name cost 0.4 µs of a 5 µs call at T=8, B=1, H=16). The arrays themselves stay the
+    user's to change in place.
+    """
+
+    # A class attribute, so that the first change creates the instance's own: unpickling and
+    # copying fill the items before they restore the instance's attributes.
+    version = 0
+
+    def _changed(self):
+        self.version += 1
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self._changed()
+
+    def __delitem__(self, key):
+        super().__delitem__(key)
+        self._changed()
+
+    def __ior__(self, other):
+        super().__ior__(other)
+        self._changed()
+        return self
+
+    def clear(self):
+        super().clear()
+        self._changed()
+
+    def pop(self, *args):
+        value = super().pop(*args)
+        self._changed()
+        return value
+
+    def popitem(self):
+        item = super().popitem()
+        self._changed()
+        return item
+
+    def setdefault(self, key, default=None):
+        value = super().setdefault(key, default)
+        self._changed()
+        return value
+
+    def update(self, *args, **kwargs):
+        super().update(*args, **kwargs)
+        self._changed()

@@ -11,20 +11,25 @@ A cell owns its parameters and calls either :mod:`fastrnn.kernels` (``backend="n
 
 import importlib
 import math
+from operator import attrgetter, is_, itemgetter
 
 import numpy as np
 
 from . import _dilation
 from . import _validation as v
+from ._params import Parameters
 from ._threads import steps_may_split
-from ._workspace import LARGE, Workspace
+from ._workspace import LARGE, Outputs, Workspace
 from .compilation import first_call
 from .kernels import steps
 from .kernels._driver import STEP_WORK
 from .kernels._gemm import MR
+from .kernels.checks import all_finite
 from .layer import MAX_SIZE, DescriptionError, Layer, is_size
 
 BACKENDS = {"numba": "fastrnn.kernels", "numpy": "fastrnn.reference"}
+
+_SHAPE_AND_DTYPE = attrgetter("shape", "dtype")
 
 
 class Tape:
@@ -45,6 +50,22 @@ class Tape:
     def __repr__(self):
         T, B = self.shape
         return f"<Tape of {type(self.owner).__name__} T={T} B={B}>"
+
+
+class _Plan:
+    """What a cell's call over one (T, B) writes and reads.
+
+    ``forward`` and ``backward`` are the :class:`fastrnn._workspace.Outputs` of the two kernels,
+    in their argument order: forward's y, the final state parts and the tape; backward's the
+    parameter gradients (placeholders included), dx and the initial state parts.
+    ``small`` is whether every array of either call is too small for the workspace, ``zeros``
+    the zero state of B rows.
+    """
+
+    __slots__ = ("forward", "backward", "small", "zeros")
+
+    def __init__(self, forward, backward, small, zeros):
+        self.forward, self.backward, self.small, self.zeros = forward, backward, small, zeros
 
 
 class Cell(Layer):
@@ -94,11 +115,16 @@ class Cell(Layer):
         # The output, tape and dx of a call are written into those of an earlier call once nothing
         # refers to them any more (fastrnn._workspace: fresh pages cost a third of a large forward).
         self._workspace = Workspace()
-        # The parameter list as last checked, and whether any parameter is absent (grads then
-        # leave it out): at 8x1x2x16 these per-call checks cost as much as the kernel itself.
+        # What the last check of the parameters found (see _checked_params): at 8x1x2x16 a check
+        # done afresh costs 0.9 µs in a plain loop, half the forward kernel's time.
         self._checked = None
-        self._shapes_by_size = {}
+        names = [name for name, _, placeholder in self._layout if placeholder is None]
+        self._present_params = itemgetter(*names) if len(names) > 1 else lambda params: (params[names[0]],)
+        self._plans = {}
         self._all_present = all(placeholder is None for _, _, placeholder in self._layout)
+        # B -> zero states for B rows. A state is an input the kernels and the reference only read,
+        # so one set serves every call that omits state or dstate (and is never handed out).
+        self._zeros = {}
 
     def _what(self, direction):
         return f"{type(self).__name__} {self.dtype.name} {direction}"
@@ -136,18 +162,20 @@ class Cell(Layer):
     def _options(self):
         return ()
 
-    def _output_shapes(self, T, B):
-        """(y's shape, the tape's shapes, whether all are too small for the workspace) of a
-        forward over (T, B), remembered for the last few (T, B)."""
-        key = (T, B)
-        known = self._shapes_by_size.get(key)
-        if known is None:
-            y_shape, tape_shapes = (T, B, self.output_size), tuple(self._tape_shapes(T, B))
-            small = max(math.prod(shape) for shape in (y_shape, *tape_shapes)) * self.dtype.itemsize < LARGE
-            if len(self._shapes_by_size) >= 16:
-                self._shapes_by_size.clear()
-            known = self._shapes_by_size[key] = (y_shape, tape_shapes, small)
-        return known
+    def _plan(self, T, B):
+        """What a call over (T, B) writes and reads, worked out once and remembered for the last
+        few (T, B): a :class:`_Plan`."""
+        plan = self._plans.get((T, B))
+        if plan is None:
+            states = ((B, self.hidden_size),) * len(self._state_names)
+            forward = ((T, B, self.output_size), *states, *self._tape_shapes(T, B))
+            backward = (*self._shapes.values(), (T, B, self.input_size), *states)
+            small = max(math.prod(shape) for shape in forward + backward) * self.dtype.itemsize < LARGE
+            if len(self._plans) >= 16:
+                self._plans.clear()
+            plan = self._plans[T, B] = _Plan(Outputs(forward, self.dtype), Outputs(backward, self.dtype),
+                                             small, self._zero_states(B))
+        return plan
 
     def _tape_shapes(self, T, B):
         """Shapes of the tape arrays that forward fills, from the step module's TAPE."""
@@ -157,8 +185,8 @@ class Cell(Layer):
         # PyTorch's rule: U(-1/sqrt(H), 1/sqrt(H)) for everything. Drawn in float64 and then
         # cast, so float32 and float64 cells with one seed start from the same numbers.
         bound = 1.0 / math.sqrt(self.hidden_size)
-        params = {name: rng.uniform(-bound, bound, size=shape).astype(self.dtype)
-                  for name, shape in self._shapes.items() if self._present(shape)}
+        params = Parameters((name, rng.uniform(-bound, bound, size=shape).astype(self.dtype))
+                            for name, shape in self._shapes.items() if self._present(shape))
         H = self.hidden_size
         for block in self._forget_blocks:
             params["bias_ih"][block * H:(block + 1) * H] = 1.0
@@ -178,15 +206,36 @@ class Cell(Layer):
     def _param_list(self):
         """The kernels' parameter arguments in their order, each checked (the arrays are live:
         the user may have replaced one); an absent parameter is an empty placeholder."""
+        return self._checked_params()[0]
+
+    def _middle(self):
+        """The middle of both kernels' argument lists: the checked parameters, then the options."""
+        return self._checked_params()[1]
+
+    def _checked_params(self):
+        """The parameters checked now, as the tuple the last full check made:
+
+        ``(arrays, middle, present, expected, seen, version)``: the kernels' parameter arguments
+        (placeholders included), those followed by the options, the present parameters, their
+        (shape, dtype), and the dict they came from with its version (see :meth:`_seen`).
+        """
         params, dtype, checked = self.params, self.dtype, self._checked
         if checked is not None:
             # The same array objects as at the last check, with the same shape and dtype (both
-            # assignable in place): nothing that check looked at can have changed.
-            for (name, shape, placeholder), array in zip(self._layout, checked):
-                if placeholder is None and (params.get(name) is not array or array.shape != shape
-                                            or array.dtype is not dtype):
-                    break
+            # assignable in place): nothing that check looked at can have changed. Unchanged
+            # Parameters say so by their version; any other mapping is looked up, by a C-level
+            # map over the present parameters.
+            _, _, present, expected, seen, version = checked
+            if params is seen and params.version == version:
+                same = True
             else:
+                try:
+                    same = all(map(is_, self._present_params(params), present))
+                except (KeyError, TypeError):  # a parameter deleted, or params no longer a mapping
+                    same = False
+                if same:
+                    self._checked = checked = (*checked[:4], *self._seen(params))
+            if same and list(map(_SHAPE_AND_DTYPE, present)) == expected:
                 return checked
         arrays = []
         for name, shape, placeholder in self._layout:
@@ -199,8 +248,17 @@ class Cell(Layer):
                     or not array.flags.c_contiguous:
                 v.check_param(name, array, dtype, shape)
             arrays.append(array)
-        self._checked = arrays = tuple(arrays)  # handed out again: not to be changed by a caller
-        return arrays
+        arrays = tuple(arrays)  # handed out again: not to be changed by a caller
+        present = tuple(array for array, (_, _, placeholder) in zip(arrays, self._layout) if placeholder is None)
+        self._checked = (arrays, (*arrays, *self._options()), present, list(map(_SHAPE_AND_DTYPE, present)),
+                         *self._seen(params))
+        return self._checked
+
+    @staticmethod
+    def _seen(params):
+        """(the dict, its version) for Parameters, whose version tells when it changes; (None, None)
+        for any other mapping, which is looked up at every call."""
+        return (params, params.version) if type(params) is Parameters else (None, None)
 
     # -- state handling -----------------------------------------------------------------------
 
@@ -217,6 +275,29 @@ class Cell(Layer):
                             f"{shape}, got {type(state).__name__}")
         return [v.as_float_array(f"{name}[{i}] ({part})", s, self.dtype, shape, "batch, hidden_size")
                 for i, (part, s) in enumerate(zip(self._state_names, state))]
+
+    def _zero_states(self, B):
+        """The state parts (or final-state gradients) of B rows when the caller gives none: zeros,
+        made once per B (a list of fresh zeros cost 0.7 µs a call at B = 1)."""
+        zeros = self._zeros.get(B)
+        if zeros is None:
+            if len(self._zeros) >= 16:
+                self._zeros.clear()
+            zeros = self._zeros[B] = tuple(np.zeros((B, self.hidden_size), self.dtype) for _ in self._state_names)
+        return zeros
+
+    def _sequence(self, name, value, shape, hint):
+        """``value`` checked as a (T, B, width) sequence; ``shape`` is (T or None, B or None, width).
+
+        The common case, a small array already in the cell's dtype and layout, is settled in a few
+        attribute reads and one compiled finiteness loop; anything else (a conversion, an error to
+        word, a large array) goes through :func:`fastrnn._validation.as_float_array`."""
+        if type(value) is np.ndarray and value.dtype is self.dtype and value.ndim == 3 \
+                and 0 < value.size <= v.SMALL and value.flags.c_contiguous:
+            T, B, width = value.shape
+            if width == shape[2] and shape[0] in (None, T) and shape[1] in (None, B) and all_finite(value):
+                return value
+        return v.as_float_array(name, value, self.dtype, shape, hint)
 
     def _pack(self, arrays):
         return arrays[0] if len(arrays) == 1 else tuple(arrays)
@@ -264,11 +345,13 @@ class Cell(Layer):
 
     # -- the kernels' arguments: the one place their order is spelled ---------------------------
 
-    def _forward_args(self, x, states, y, final, tape):
-        return (x, *states, *self._param_list(), *self._options(), y, *final, *tape)
+    def _forward_args(self, x, states, outputs):
+        """``outputs``: y, the final state parts, the tape."""
+        return (x, *states, *self._middle(), *outputs)
 
-    def _backward_args(self, x, tape, dy, dstates, k, grads, dx, dstate0):
-        return (x, *self._param_list(), *self._options(), *tape, dy, *dstates, k, *grads, dx, *dstate0)
+    def _backward_args(self, x, tape, dy, dstates, k, outputs):
+        """``outputs``: the parameter gradients (placeholders included), dx, the initial state parts."""
+        return (x, *self._middle(), *tape, dy, *dstates, k, *outputs)
 
     def kernel_calls(self, x, state, dy, dstate, truncate=None):
         """The backend's ``forward_into`` and ``backward_into`` bound to these inputs and to outputs
@@ -280,23 +363,22 @@ class Cell(Layer):
         """
         x = v.as_float_array("x", x, self.dtype, (None, None, self.input_size), "T, B, input_size")
         T, B, _ = x.shape
-        states, dstates = self._states("state", state, B), self._states("dstate", dstate, B)
+        states, dstates = self._states("state", state, B), self._states("dstate", dstate, B)  # fresh zeros
         dy = v.as_float_array("dy", dy, self.dtype, (T, B, self.output_size), "T, B, output_size")
         # Allocated once and reused by every call: a fresh megabyte-sized array costs its page
         # faults on every call (measured 1.4 ms of a 3.4 ms step at T=100, B=16, H=64), which
         # would time the allocator instead of the kernel.
-        y = np.empty((T, B, self.output_size), self.dtype)
-        final = [np.empty_like(s) for s in states]
-        tape = [np.empty(shape, self.dtype) for shape in self._tape_shapes(T, B)]
-        grads = [np.empty_like(p) for p in self._param_list()]
-        dx = np.empty_like(x)
-        dstate0 = [np.empty_like(s) for s in states]
-        forward_args = self._forward_args(x, states, y, final, tape)
-        backward_args = self._backward_args(x, tape, dy, dstates, v.check_truncate(truncate), grads, dx, dstate0)
+        plan = self._plan(T, B)
+        forward_outputs, backward_outputs = plan.forward.fresh(), plan.backward.fresh()
+        tape = forward_outputs[1 + len(states):]
+        forward_args = self._forward_args(x, states, forward_outputs)
+        backward_args = self._backward_args(x, tape, dy, dstates, v.check_truncate(truncate), backward_outputs)
+        n = len(self._shapes)
         # The kernel is chosen at each call, as forward and backward choose it: a caller may change
         # the thread count between calls (the benchmarks time one and N threads in turn).
         return (lambda: self._kernel("forward", B)[0](*forward_args),
-                lambda: self._kernel("backward", B)[0](*backward_args), (grads, dx, dstate0))
+                lambda: self._kernel("backward", B)[0](*backward_args),
+                (backward_outputs[:n], backward_outputs[n], backward_outputs[n + 1:]))
 
     # -- the two calls ------------------------------------------------------------------------
 
@@ -319,21 +401,19 @@ class Cell(Layer):
         tape : Tape
             What :meth:`backward` needs.
         """
-        x = v.as_float_array("x", x, self.dtype, (None, None, self.input_size), "T, B, input_size")
+        x = self._sequence("x", x, (None, None, self.input_size), "T, B, input_size")
         T, B, _ = x.shape
-        states = self._states("state", state, B)
-        dtype = self.dtype
-        y_shape, tape_shapes, small = self._output_shapes(T, B)
-        final = [np.empty((B, self.hidden_size), dtype) for _ in states]
-        if small:
-            y = np.empty(y_shape, dtype)
-            tape = [np.empty(shape, dtype) for shape in tape_shapes]
-        else:
+        plan = self._plan(T, B)
+        states = plan.zeros if state is None else self._states("state", state, B)
+        n = len(states)
+        if plan.small:
+            outputs = plan.forward.take()
+        else:  # y and the tape from the workspace; the final state, small, is always new
             space = self._workspace
-            y = space.empty("y", y_shape, dtype)
-            tape = [space.empty(i, shape, dtype) for i, shape in enumerate(tape_shapes)]
-        self._call("forward", B, self._forward_args(x, states, y, final, tape))
-        return y, self._pack(final), Tape(self, x, tuple(tape))
+            outputs = [space.empty(i, shape, self.dtype) if i == 0 or i > n else np.empty(shape, self.dtype)
+                       for i, shape in enumerate(plan.forward.shapes)]
+        self._call("forward", B, self._forward_args(x, states, outputs))
+        return outputs[0], outputs[1] if n == 1 else tuple(outputs[1:n + 1]), Tape(self, x, tuple(outputs[n + 1:]))
 
     def backward(self, tape, dy, dstate=None, truncate=None):
         """Backpropagate through the sequence recorded in ``tape``.
@@ -364,18 +444,21 @@ class Cell(Layer):
         if tape.owner is not self:
             raise ValueError(f"tape: it was made by another cell ({tape.owner!r}); "
                              f"backward needs a tape from this cell's own forward")
-        T, B = tape.shape
-        k = v.check_truncate(truncate)
-        dy = v.as_float_array("dy", dy, self.dtype, (T, B, self.output_size), "T, B, output_size of the tape")
-        dstates = self._states("dstate", dstate, B)
-        grads = {name: np.empty(shape, self.dtype) for name, shape in self._shapes.items()}
-        dx = self._workspace.empty("dx", tape.x.shape, self.dtype)
-        dstate0 = [np.empty_like(d) for d in dstates]
-        args = self._backward_args(tape.x, tape.arrays, dy, dstates, k, grads.values(), dx, dstate0)
-        self._call("backward", B, args)
+        x = tape.x
+        T, B, _ = x.shape
+        k = -1 if truncate is None else v.check_truncate(truncate)
+        dy = self._sequence("dy", dy, (T, B, self.output_size), "T, B, output_size of the tape")
+        plan = self._plan(T, B)
+        dstates = plan.zeros if dstate is None else self._states("dstate", dstate, B)
+        outputs = plan.backward.take()
+        n = len(self._shapes)
+        if not plan.small:  # dx from the workspace
+            outputs[n] = self._workspace.empty("dx", x.shape, self.dtype)
+        self._call("backward", B, self._backward_args(x, tape.arrays, dy, dstates, k, outputs))
+        grads = dict(zip(self._shapes, outputs))
         if not self._all_present:
             grads = {name: grad for name, grad in grads.items() if self._present(grad.shape)}
-        return grads, dx, self._pack(dstate0)
+        return grads, outputs[n], outputs[n + 1] if len(dstates) == 1 else tuple(outputs[n + 1:])
 
     def __repr__(self):
         return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, dtype={self.dtype.name!r}, "
@@ -429,8 +512,13 @@ class RNN(Cell):
 
     def __init__(self, input_size, hidden_size, nonlinearity="tanh", *, dtype="float64", seed=None,
                  backend="numba"):
-        self.nonlinearity = v.check_choice("nonlinearity", nonlinearity, ("tanh", "relu", "sigmoid"))
+        self._nonlinearity = v.check_choice("nonlinearity", nonlinearity, ("tanh", "relu", "sigmoid"))
         super().__init__(input_size, hidden_size, dtype=dtype, seed=seed, backend=backend)
+
+    @property
+    def nonlinearity(self):
+        """f, fixed at construction (the kernels' option argument is derived from it once)."""
+        return self._nonlinearity
 
     def _options(self):
         return (self._impl.NONLINEARITIES[self.nonlinearity],)

@@ -1,5 +1,8 @@
 """Bad input gets a clear error naming the argument, the expected and the actual value."""
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 
@@ -168,3 +171,44 @@ def test_replaced_param_with_wrong_shape(cell):
     with pytest.raises(ValueError, match=rf"params\['weight_hh'\]: expected a float64 array of shape \({rows}, 4\), "
                                          rf"got float64 array of shape \(4, 5\)"):
         cell.forward(np.zeros((3, 1, 3)))
+
+
+def test_params_replaced_through_any_dict_method_are_seen(cell):
+    """Parameters count their changes: an array replaced by update, setdefault, |=, or a whole new
+    plain dict, is checked and used at the next call."""
+    x = np.random.default_rng(0).standard_normal((3, 1, 3))
+    y, _, _ = cell.forward(x)
+    weight = cell.params["weight_hh"]
+    cell.params.update(weight_hh=weight * 2.0)
+    doubled, _, _ = cell.forward(x)
+    assert not np.array_equal(doubled, y)
+    cell.params |= {"weight_hh": weight}
+    np.testing.assert_array_equal(cell.forward(x)[0], y)
+    cell.params |= {"weight_hh": weight.astype(np.float32)}
+    with pytest.raises(ValueError, match=r"params\['weight_hh'\]: expected a float64 array"):
+        cell.forward(x)
+    cell.params = dict(cell.params, weight_hh=weight * 2.0)  # a plain dict: looked up at every call
+    np.testing.assert_array_equal(cell.forward(x)[0], doubled)
+    cell.params["weight_hh"] = weight
+    np.testing.assert_array_equal(cell.forward(x)[0], y)
+    del cell.params["weight_hh"]
+    with pytest.raises(ValueError, match=r"params\['weight_hh'\]: expected a float64 array"):
+        cell.forward(x)
+
+
+def test_an_rnn_nonlinearity_is_fixed_at_construction():
+    cell = fastrnn.RNN(2, 3, "relu")
+    with pytest.raises(AttributeError):
+        cell.nonlinearity = "tanh"
+    assert cell.nonlinearity == "relu" and cell.describe()["nonlinearity"] == "relu"
+
+
+def test_parameters_copy_and_pickle_as_parameters():
+    params = fastrnn.GRU(2, 3, seed=0).params
+    params["weight_hh"] = params["weight_hh"] * 1.0
+    for twin in (copy.deepcopy(params), pickle.loads(pickle.dumps(params))):
+        assert type(twin) is type(params)
+        np.testing.assert_array_equal(twin["weight_hh"], params["weight_hh"])
+        before = twin.version
+        twin["weight_hh"] = twin["weight_hh"] * 2.0
+        assert twin.version != before

@@ -73,3 +73,60 @@ def test_small_arrays_are_not_kept_and_the_oldest_large_one_goes_first():
     del arrays
     space.clear()
     assert not space._arrays
+
+
+# T, B, I, H of a tiny call, whose outputs are recycled by _workspace.Outputs.
+TINY = 8, 1, 2, 16
+
+
+def test_tiny_outputs_are_reused_only_once_nothing_refers_to_them():
+    T, B, I, H = TINY
+    cell = fastrnn.LSTM(I, H, seed=0)
+    twin = fastrnn.LSTM(I, H, seed=0)
+    rng = np.random.default_rng(2)
+    xs = rng.standard_normal((5, T, B, I))
+    dy = rng.standard_normal((T, B, H))
+    held = []  # every result of every call, kept: none may be overwritten by a later call
+    for x in xs:
+        y, state, tape = cell.forward(x)
+        grads, dx, dstate = cell.backward(tape, dy)
+        held.append((y, state, grads, dx, dstate))
+    for x, (y, (h, c), grads, dx, (dh, dc)) in zip(xs, held):
+        want_y, (want_h, want_c), want_tape = twin.forward(x)
+        want_grads, want_dx, (want_dh, want_dc) = twin.backward(want_tape, dy)
+        for got, want in [(y, want_y), (h, want_h), (c, want_c), (dx, want_dx), (dh, want_dh), (dc, want_dc)]:
+            np.testing.assert_array_equal(got, want)
+        for name in want_grads:
+            np.testing.assert_array_equal(grads[name], want_grads[name])
+
+
+def test_tiny_outputs_nothing_refers_to_are_written_again():
+    T, B, I, H = TINY
+    cell = fastrnn.GRU(I, H, seed=0)
+    x, dy = np.random.default_rng(0).standard_normal((T, B, I)), np.ones((T, B, H))
+    addresses = set()
+    y, h, tape = cell.forward(x)
+    grads, dx, dh = cell.backward(tape, dy)
+    first = y.copy(), dx.copy(), grads["weight_hh"].copy()
+    for _ in range(4):  # a training loop: the last call's results are still bound while calling
+        y, h, tape = cell.forward(x)
+        grads, dx, dh = cell.backward(tape, dy)
+        addresses.add((y.ctypes.data, dx.ctypes.data))
+        np.testing.assert_array_equal(y, first[0])
+        np.testing.assert_array_equal(dx, first[1])
+        np.testing.assert_array_equal(grads["weight_hh"], first[2])
+    assert len(addresses) == 2  # two sets used in turn
+    view = y[1:]
+    for _ in range(2):
+        y, h, tape = cell.forward(2 * x)
+    assert np.array_equal(view, first[0][1:])  # a view keeps its base's set in use
+
+
+def test_only_tiny_sets_of_outputs_are_recycled():
+    float64 = np.dtype(np.float64)
+    assert _workspace.Outputs([(_workspace.TINY // 8,)], float64)._sets is not None
+    large = _workspace.Outputs([(_workspace.TINY // 8 + 1,)], float64)
+    assert large._sets is None
+    first = large.take()[0]
+    address = first.ctypes.data
+    assert all(large.take()[0].ctypes.data != address for _ in range(3))  # first is still alive
