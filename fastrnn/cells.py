@@ -269,12 +269,22 @@ class Cell(Layer):
         if state is None:
             return [np.zeros(shape, self.dtype) for _ in range(n)]
         if n == 1:
+            if self._ready(state, shape):
+                return (state,)
             return [v.as_float_array(name, state, self.dtype, shape, "batch, hidden_size")]
+        if type(state) is tuple and len(state) == n and all(self._ready(part, shape) for part in state):
+            return state
         if not isinstance(state, (tuple, list)) or len(state) != n:
             raise TypeError(f"{name}: expected a tuple ({', '.join(self._state_names)}) of arrays of shape "
                             f"{shape}, got {type(state).__name__}")
         return [v.as_float_array(f"{name}[{i}] ({part})", s, self.dtype, shape, "batch, hidden_size")
                 for i, (part, s) in enumerate(zip(self._state_names, state))]
+
+    def _ready(self, value, shape):
+        """Whether ``value`` is a small array of ``shape`` that needs no conversion, finite: the
+        common case of a state (carried over from the last call), settled in a few attribute reads."""
+        return (type(value) is np.ndarray and value.dtype is self.dtype and value.shape == shape
+                and value.size <= v.SMALL and value.flags.c_contiguous and all_finite(value))
 
     def _zero_states(self, B):
         """The state parts (or final-state gradients) of B rows when the caller gives none: zeros,

@@ -6,6 +6,7 @@ import sys
 import textwrap
 import types
 
+import llvmlite.binding
 import numba
 import numpy as np
 import pytest
@@ -23,6 +24,22 @@ def test_every_kernel_is_built_with_the_shared_options():
         # Only flags that keep IEEE NaN/inf semantics: divergence detection relies on seeing them.
         assert set(options.get("fastmath", ())) <= {"reassoc", "contract"}, dispatcher
         assert dispatcher._cache is not None and type(dispatcher._cache).__name__ == "FunctionCache", dispatcher
+
+
+def test_the_product_core_is_compiled_once_per_dtype_and_called_by_symbol():
+    """The matrix product's core is a C-callable function per dtype, cached on disk, that the
+    products call by a symbol: the same for every caller, in both dtypes."""
+    from fastrnn.kernels._driver import mm_ab
+
+    rng = np.random.default_rng(0)
+    for dtype in ("float64", "float32"):
+        a, b = rng.standard_normal((2, 20, 20)).astype(dtype)
+        out = np.empty((20, 20), dtype)
+        mm_ab(a, b, np.empty((0, 0, 0), dtype), out, False, 1)
+        np.testing.assert_allclose(out, a @ b, rtol=1e-5 if dtype == "float32" else 1e-13, atol=1e-4)
+        core = _jit.C_FUNCTIONS[f"_core_{dtype}"]
+        assert type(core._cache).__name__ == "FunctionCache"
+        assert llvmlite.binding.address_of_symbol(f"fastrnn_gemm_core_{dtype}") == core.address
 
 
 @pytest.mark.parametrize("m, k, n", [(1, 16, 16), (8, 64, 64)])
@@ -87,7 +104,8 @@ FRESH_PROCESS = textwrap.dedent("""
             for k in (None, 1):
                 train_step(case.make(2, 3, dtype=dtype), 4, 1, truncate=k)()
     misses = [d.py_func.__qualname__ for d in _jit.KERNELS if d.stats.cache_misses]
-    print("MISSES", misses)
+    misses += [name for name, function in _jit.C_FUNCTIONS.items() if not function._cache_hits]
+    print("MISSES", misses, sorted(_jit.C_FUNCTIONS))
 """)
 
 
@@ -97,7 +115,7 @@ def test_fresh_process_loads_every_kernel_from_the_cache():
     run = [sys.executable, "-c", FRESH_PROCESS]
     subprocess.run(run, check=True, capture_output=True, env=env)  # warm (may compile)
     out = subprocess.run(run, check=True, capture_output=True, text=True, env=env).stdout
-    assert "MISSES []" in out, out
+    assert "MISSES [] ['_core_float32', '_core_float64']" in out, out
 
 
 PURE_PYTHON = textwrap.dedent("""
@@ -248,3 +266,33 @@ def test_compiling_is_announced_and_fastrnn_compile_fills_the_cache(tmp_path):
                            check=True, timeout=600).stdout
     assert "forward threaded" in large or numba.config.NUMBA_NUM_THREADS < 2 or "workqueue" in large, large
     assert "compiling" not in large and "MISSES []" in large, large
+
+
+LINKING_STEPS = {
+    "the products": textwrap.dedent("""
+        import numpy as np
+        from fastrnn.kernels._driver import mm_ab, mm_atb
+        a, out = np.ones((40, 40)), np.empty((40, 40))
+        mm_ab(a, a, np.empty((0, 0, 0)), out, False, 1)
+        mm_atb(a, a, np.empty(40 * 48), out, False)
+    """),
+    "a kernel calling them": textwrap.dedent("""
+        import numpy as np
+        from fastrnn.kernels._driver import _flush_block
+        a, none, dw_ih, dw_hh, dx = np.ones((40, 40)), np.empty((0, 0, 0)), *np.zeros((3, 40, 40))
+        _flush_block(a, a, a, a, a, none, True, np.empty(40 * 48), dw_ih, dw_hh, dx, False)
+        assert (dw_ih == 40.0).all() and (dx == 40.0).all()
+    """),
+}
+
+
+@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"), reason="JIT disabled")
+def test_a_kernel_compiled_against_cached_products_loads_alone(tmp_path):
+    """Process 1 compiles the products; process 2 compiles a kernel that links them, loaded from
+    the cache; process 3 loads that kernel alone, and its reload hooks must load the product's
+    core first (without them it called an undefined symbol and crashed)."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    for step in ("the products", "a kernel calling them", "a kernel calling them"):
+        run = subprocess.run([sys.executable, "-c", LINKING_STEPS[step]], env=env, capture_output=True, text=True,
+                             timeout=600)
+        assert run.returncode == 0, (step, run.returncode, run.stderr[-2000:])

@@ -43,7 +43,7 @@ from numba.core import cgutils
 from numba.core.typed_passes import _reload_parfors
 from numba.extending import intrinsic
 
-from ._jit import inlined, kernel, parallel, with_python_fallback
+from ._jit import c_callable, inlined, kernel, parallel, with_python_fallback
 
 
 def _vector_bytes():
@@ -328,6 +328,97 @@ def _panel(rows, vectors, m, k, pa, rs_a, cs_a, pb, ldb, pc, ldc, cols, accumula
         i += 1
 
 
+# -- the core, compiled once per dtype and called by its symbol --------------------------------
+#
+# A compiled function that calls another links the callee's code into its own module and has
+# LLVM optimise and emit all of it again: a function doing nothing but call one product took
+# 1.6 s to compile, with the product itself already compiled. Every kernel multiplies, so every
+# kernel paid that for the product's tiles. Instead, the core is compiled once per dtype as a
+# C-callable function (cached on disk like the kernels), its address is given to LLVM under a
+# symbol of its own, and the products call it by that symbol: the same caller compiled in 0.1 s.
+# Each function's code is then the product's entry alone; the price is a plain call that LLVM
+# cannot inline, a few nanoseconds against a product's hundreds.
+
+_CORE_TYPES = (types.intp,) * 15  # m, k, pa, rs_a, cs_a, pb, ldb, step, panels, width, n, pc, ldc, accumulate, allowed
+_LIKE_FLOAT64 = np.empty((0, 0, 0), np.float64)
+_LIKE_FLOAT32 = np.empty((0, 0, 0), np.float32)
+
+
+def _core_float64(m, k, pa, rs_a, cs_a, pb, ldb, step, panels, width, n, pc, ldc, accumulate, allowed):
+    """:func:`_gemm_core` in float64, as a C-callable function (``accumulate`` 0 or 1)."""
+    _gemm_core(m, k, pa, rs_a, cs_a, pb, ldb, step, panels, width, n, pc, ldc, accumulate != 0, allowed,
+               _LIKE_FLOAT64)
+
+
+def _core_float32(m, k, pa, rs_a, cs_a, pb, ldb, step, panels, width, n, pc, ldc, accumulate, allowed):
+    """:func:`_gemm_core` in float32, as a C-callable function (``accumulate`` 0 or 1)."""
+    _gemm_core(m, k, pa, rs_a, cs_a, pb, ldb, step, panels, width, n, pc, ldc, accumulate != 0, allowed,
+               _LIKE_FLOAT32)
+
+
+_CORES = {"float64": _core_float64, "float32": _core_float32}
+
+
+def _symbol(dtype):
+    return f"fastrnn_gemm_core_{dtype}"
+
+
+def load_core(dtype):
+    """Compile (or load from the cache) the core for ``dtype`` ("float64" or "float32") and give
+    its address to LLVM under its symbol, once per process. Code calling the symbol must not be
+    linked or loaded before: the core's callers run this when they are compiled, and on loading
+    from the cache through :func:`_load_float64` / :func:`_load_float32`."""
+    name = _symbol(dtype)
+    if llvm.address_of_symbol(name):
+        return
+    # The core's split product is a parallel loop, whose code refers to the threading layer's
+    # symbols (see :func:`threads`).
+    numba.np.ufunc.parallel._launch_threads()
+    function = c_callable(_CORES[dtype], types.void(*_CORE_TYPES))
+    llvm.add_symbol(name, function.address)
+
+
+def _load_float64():
+    load_core("float64")
+
+
+def _load_float32():
+    load_core("float32")
+
+
+_LOADERS = {"float64": _load_float64, "float32": _load_float32}
+
+
+def _core_python(m, k, pa, rs_a, cs_a, pb, ldb, step, panels, width, n, pc, ldc, accumulate, allowed, like):
+    """:func:`_core` for ``NUMBA_DISABLE_JIT=1``: the core itself, in Python."""
+    _gemm_core(m, k, pa, rs_a, cs_a, pb, ldb, step, panels, width, n, pc, ldc, accumulate, allowed, like)
+
+
+@with_python_fallback(_core_python)
+@intrinsic
+def _core(typingctx, m, k, pa, rs_a, cs_a, pb, ldb, step, panels, width, n, pc, ldc, accumulate, allowed, like):
+    """:func:`_gemm_core` for ``like``'s dtype, called by its symbol (see above)."""
+    dtype = str(like.dtype)
+    if dtype not in _CORES:
+        return None
+    load_core(dtype)
+    arguments = (m, k, pa, rs_a, cs_a, pb, ldb, step, panels, width, n, pc, ldc, accumulate, allowed)
+
+    def codegen(context, builder, signature, args):
+        # Loading a caller from the cache loads the core first (a call to an undefined symbol is
+        # a crash, not an error).
+        context.active_code_library._reload_init.add(_LOADERS[dtype])
+        i64 = ir.IntType(64)
+        function = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i64] * 15),
+                                                  _symbol(dtype))
+        values = [context.cast(builder, value, fromty, types.intp)
+                  for value, fromty in zip(args[:15], signature.args[:15])]
+        builder.call(function, values)
+        return context.get_dummy_value()
+
+    return types.void(*arguments, like), codegen
+
+
 @inlined
 def gemm(a, b, bp, c, accumulate, allowed):
     """``c = a @ b`` (or ``c += a @ b`` with ``accumulate``) on at most ``allowed`` threads
@@ -353,8 +444,8 @@ def gemm(a, b, bp, c, accumulate, allowed):
     else:
         panels, k, width = bp.shape
         pb, ldb, step = bp.ctypes.data, width, k * width
-    _gemm_core(a.shape[0], a.shape[1], a.ctypes.data, a.strides[0] // size, a.strides[1] // size, pb, ldb, step,
-               panels, width, n, c.ctypes.data, c.strides[0] // size, accumulate, allowed, bp)
+    _core(a.shape[0], a.shape[1], a.ctypes.data, a.strides[0] // size, a.strides[1] // size, pb, ldb, step,
+          panels, width, n, c.ctypes.data, c.strides[0] // size, accumulate, allowed, bp)
 
 
 @kernel

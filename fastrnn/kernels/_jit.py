@@ -32,8 +32,49 @@ _STAMP_NAME = "fastrnn-kernels.sha256"
 
 def _build(fn, **extra):
     dispatcher = numba.njit(**extra, **JIT_OPTIONS)(fn)
+    _keep_reload_hooks(dispatcher)
     KERNELS.append(dispatcher)
     return dispatcher
+
+
+def _keep_reload_hooks(dispatcher):
+    """Let code loaded from the cache pass its reload hooks on to the code that links it.
+
+    A compiled function can carry hooks that must run before its machine code is loaded from
+    the cache: the threading layer's start for parallel loops, :func:`fastrnn.kernels._gemm.load_core`
+    for the product's core, whose symbol its code calls. A caller compiled later inherits the
+    hooks of the code it links, but Numba restores them only on the loaded function's compile
+    result, not on its code library, which is what a caller inherits from: a kernel compiled
+    against a product loaded from the cache would then be cached without the product's hook,
+    and a later process loading that kernel alone would call an undefined symbol (a crash).
+    Copying the hooks back onto the library at each load closes that gap.
+    """
+    cache = getattr(dispatcher, "_cache", None)
+    if cache is None or not hasattr(cache, "load_overload"):  # NUMBA_DISABLE_JIT=1: a plain function
+        return
+    load = cache.load_overload
+
+    def load_overload(sig, target_context):
+        compiled = load(sig, target_context)
+        if compiled is not None and compiled.reload_init:
+            compiled.library._reload_init.update(compiled.reload_init)
+        return compiled
+
+    cache.load_overload = load_overload
+
+
+#: Every C-callable function built by :func:`c_callable`, by qualified name.
+C_FUNCTIONS = {}
+
+
+def c_callable(fn, signature):
+    """``fn`` compiled now (or loaded from the cache) as a C-callable function of ``signature``,
+    with :data:`JIT_OPTIONS`; once per process, registered in :data:`C_FUNCTIONS`. For code that
+    other kernels call by address rather than link in (see :mod:`fastrnn.kernels._gemm`)."""
+    name = fn.__qualname__
+    if name not in C_FUNCTIONS:
+        C_FUNCTIONS[name] = numba.cfunc(signature, **JIT_OPTIONS)(fn)
+    return C_FUNCTIONS[name]
 
 
 def kernel(fn):
