@@ -140,7 +140,8 @@ class Cell(Layer):
     def _call(self, direction, batch, args):
         """Run the ``direction`` kernel for ``batch`` rows on ``args``; its first use goes through
         :func:`fastrnn.compilation.first_call`, which says when it has to compile."""
-        kernel, name = self._kernel(direction, batch)
+        # Fewer than 2 MR rows never go to the threaded twin: settled without another call.
+        kernel, name = self._kernel(direction, batch) if batch >= 2 * MR else self._kernels[direction]
         if name in self._fresh:
             first_call(kernel, args, self._what(name))
             self._fresh.discard(name)
@@ -207,10 +208,6 @@ class Cell(Layer):
         """The kernels' parameter arguments in their order, each checked (the arrays are live:
         the user may have replaced one); an absent parameter is an empty placeholder."""
         return self._checked_params()[0]
-
-    def _middle(self):
-        """The middle of both kernels' argument lists: the checked parameters, then the options."""
-        return self._checked_params()[1]
 
     def _checked_params(self):
         """The parameters checked now, as the tuple the last full check made:
@@ -357,11 +354,11 @@ class Cell(Layer):
 
     def _forward_args(self, x, states, outputs):
         """``outputs``: y, the final state parts, the tape."""
-        return (x, *states, *self._middle(), *outputs)
+        return (x, *states, *self._checked_params()[1], *outputs)
 
     def _backward_args(self, x, tape, dy, dstates, k, outputs):
         """``outputs``: the parameter gradients (placeholders included), dx, the initial state parts."""
-        return (x, *self._middle(), *tape, dy, *dstates, k, *outputs)
+        return (x, *self._checked_params()[1], *tape, dy, *dstates, k, *outputs)
 
     def kernel_calls(self, x, state, dy, dstate, truncate=None):
         """The backend's ``forward_into`` and ``backward_into`` bound to these inputs and to outputs
@@ -413,7 +410,7 @@ class Cell(Layer):
         """
         x = self._sequence("x", x, (None, None, self.input_size), "T, B, input_size")
         T, B, _ = x.shape
-        plan = self._plan(T, B)
+        plan = self._plans.get((T, B)) or self._plan(T, B)
         states = plan.zeros if state is None else self._states("state", state, B)
         n = len(states)
         if plan.small:
@@ -458,7 +455,7 @@ class Cell(Layer):
         T, B, _ = x.shape
         k = -1 if truncate is None else v.check_truncate(truncate)
         dy = self._sequence("dy", dy, (T, B, self.output_size), "T, B, output_size of the tape")
-        plan = self._plan(T, B)
+        plan = self._plans.get((T, B)) or self._plan(T, B)
         dstates = plan.zeros if dstate is None else self._states("dstate", dstate, B)
         outputs = plan.backward.take()
         n = len(self._shapes)

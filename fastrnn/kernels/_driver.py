@@ -14,7 +14,9 @@ it at compile time to that cell's step alone. Three choices there come from the 
   halved the LLVM time of a cell;
 - the products, and the flush of a block of gradients into the weight gradients, stay
   functions of their own, compiled once per dtype and cached for every cell: inlining them cost
-  more in Numba's inliner than it saved.
+  more in Numba's inliner than it saved. The products' tiled core is not linked in at all but
+  called by its symbol (:func:`fastrnn.kernels._gemm.load_core`), so what a kernel re-optimises
+  of them is their small entry code.
 
 Passing the step functions themselves as arguments would be simpler to read, but a dispatcher
 passed as a value is lowered to a raw object address once Numba's first-class function support

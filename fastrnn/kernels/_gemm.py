@@ -102,8 +102,8 @@ def _tile(typingctx, rows, vectors, k, pa, rs_a, cs_a, pb, ldb, pc, ldc, cols, a
     past ``cols``.
 
     Addresses rather than arrays keep this to one compiled copy per row count and dtype, whatever
-    the layouts of the arrays: every kernel that multiplies links the product's machine code into
-    its own, and its size showed in the compile time of every cell.
+    the layouts of the arrays (when the products still linked the core into every kernel, its
+    size showed in the compile time of every cell).
     """
     if not isinstance(rows, types.IntegerLiteral) or not isinstance(vectors, types.IntegerLiteral):
         return None
@@ -304,8 +304,8 @@ def _block(start, stop, q, k, pa, rs_a, cs_a, pb, ldb, step, width, n, pc, ldc, 
     a_rows, c_cols = pa + start * rs_a * size, pc + (start * ldc + lo) * size
     # Valid columns for one vector only (a narrow C, its right edge, or B read in place): a tile of
     # one vector, rather than three with two thirds thrown away. (A tile of two vectors as well ran
-    # a 16-column product 1.25x faster, but every kernel links the product's machine code into its
-    # own, and it cost 2.5 s of cold compile per dtype.)
+    # a 16-column product 1.25x faster; it cost 2.5 s of cold compile per dtype when every kernel
+    # linked the core, measured before the core was called by its symbol.)
     lanes = VECTOR_BYTES // size
     if cols <= lanes:
         _panel(MR, 1, stop - start, k, a_rows, rs_a, cs_a, panel, ldb, c_cols, ldc, cols, accumulate, like)
