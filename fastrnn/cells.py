@@ -299,10 +299,10 @@ class Cell(Layer):
         The common case, a small array already in the cell's dtype and layout, is settled in a few
         attribute reads and one compiled finiteness loop; anything else (a conversion, an error to
         word, a large array) goes through :func:`fastrnn._validation.as_float_array`."""
-        if type(value) is np.ndarray and value.dtype is self.dtype and value.ndim == 3 \
-                and 0 < value.size <= v.SMALL and value.flags.c_contiguous:
+        if type(value) is np.ndarray and value.ndim == 3 and value.size > 0:
             T, B, width = value.shape
-            if width == shape[2] and shape[0] in (None, T) and shape[1] in (None, B) and all_finite(value):
+            if width == shape[2] and shape[0] in (None, T) and shape[1] in (None, B) \
+                    and self._ready(value, value.shape):
                 return value
         return v.as_float_array(name, value, self.dtype, shape, hint)
 
@@ -457,10 +457,13 @@ class Cell(Layer):
         dy = self._sequence("dy", dy, (T, B, self.output_size), "T, B, output_size of the tape")
         plan = self._plans.get((T, B)) or self._plan(T, B)
         dstates = plan.zeros if dstate is None else self._states("dstate", dstate, B)
-        outputs = plan.backward.take()
         n = len(self._shapes)
-        if not plan.small:  # dx from the workspace
-            outputs[n] = self._workspace.empty("dx", x.shape, self.dtype)
+        if plan.small:
+            outputs = plan.backward.take()
+        else:  # dx from the workspace
+            space = self._workspace
+            outputs = [space.empty("dx", shape, self.dtype) if i == n else np.empty(shape, self.dtype)
+                       for i, shape in enumerate(plan.backward.shapes)]
         self._call("backward", B, self._backward_args(x, tape.arrays, dy, dstates, k, outputs))
         grads = dict(zip(self._shapes, outputs))
         if not self._all_present:

@@ -389,12 +389,7 @@ def _load_float32():
 _LOADERS = {"float64": _load_float64, "float32": _load_float32}
 
 
-def _core_python(m, k, pa, rs_a, cs_a, pb, ldb, step, panels, width, n, pc, ldc, accumulate, allowed, like):
-    """:func:`_core` for ``NUMBA_DISABLE_JIT=1``: the core itself, in Python."""
-    _gemm_core(m, k, pa, rs_a, cs_a, pb, ldb, step, panels, width, n, pc, ldc, accumulate, allowed, like)
-
-
-@with_python_fallback(_core_python)
+@with_python_fallback(_gemm_core)  # under NUMBA_DISABLE_JIT=1, the core itself in Python
 @intrinsic
 def _core(typingctx, m, k, pa, rs_a, cs_a, pb, ldb, step, panels, width, n, pc, ldc, accumulate, allowed, like):
     """:func:`_gemm_core` for ``like``'s dtype, called by its symbol (see above)."""
