@@ -331,8 +331,9 @@ def recur_backward(cell, option, separate_hh, split, xt, w_ih, w_hh, hs, cs, cac
     dh_direct = np.empty((R, H), dtype)
     dc_prev = np.empty((R, C), dtype)
     hprop = np.empty((R, H), dtype)
-    slot_gi = np.empty((R, G), dtype)
-    slot_gh = np.empty((R, G), dtype) if separate_hh else slot_gi
+    # With one slot these become views of the block's rows at each step (below).
+    slot_gi = np.empty((0 if full else R, G), dtype)
+    slot_gh = np.empty((0 if full else R, G), dtype) if separate_hh else slot_gi
     # The gradients at the pre-activations are kept for one block of `span` steps at a time, rows
     # p*B ... p*B + B-1 for the block's p-th step, and leave through the weight-gradient and
     # input-gradient GEMMs when the block is done (see BLOCK_ROWS).
@@ -363,6 +364,11 @@ def recur_backward(cell, option, separate_hh, split, xt, w_ih, w_hh, hs, cs, cac
         lo = j * B
         first = s - s % span  # the block's first step, which is processed last
         row = (s - first) * B
+        if full:
+            # One slot: the step writes its gradients straight into the block's rows, so there is
+            # nothing to sum and no copy (GRU at T=784, B=128, H=20: two (B, 3H) copies a step).
+            slot_gi = dgi[row:row + B]
+            slot_gh = dgh[row:row + B]
         for chunk in numba.prange(chunks):
             b_lo, b_hi = _rows(chunk, chunks, B)
             for b in range(b_lo, b_hi):
@@ -385,9 +391,10 @@ def recur_backward(cell, option, separate_hh, split, xt, w_ih, w_hh, hs, cs, cac
             for slot in range(slots):
                 steps.backward(cell, option, s, slot * B + b_lo, slot * B + b_hi, xt, hs, cs, cache, dout, carry_h,
                                carry_c, slot_gi, slot_gh, dh_direct, dc_prev, dxt)
-            _sum_slots(slot_gi, B, dgi, row, b_lo, b_hi)
-            if separate_hh:
-                _sum_slots(slot_gh, B, dgh, row, b_lo, b_hi)
+            if not full:
+                _sum_slots(slot_gi, B, dgi, row, b_lo, b_hi)
+                if separate_hh:
+                    _sum_slots(slot_gh, B, dgh, row, b_lo, b_hi)
             # Every slot's gradient at h_{s-1}: the W_hh path in one GEMM, plus the direct path
             # (with chunks, one GEMM a slot: a chunk's rows are not contiguous across slots).
             if chunks == 1:
