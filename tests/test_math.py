@@ -43,7 +43,33 @@ def test_activation_within_a_few_ulp(dtype, kind, name, oracle):
     # The oracle in float64 (NumPy's own float32 functions are not correctly rounded either).
     want = oracle(a.astype(np.float64)).astype(dtype)
     worst = _ulps(got, want).max()
-    assert worst <= (4 if dtype == np.float64 else 1), f"{name} {np.dtype(dtype).name}: {worst} ulp"
+    # Each dtype is computed in its own arithmetic (float32 in float32, degree-7 polynomial), so
+    # the bound is in ulp of that dtype: a few roundings of the range reduction and the division.
+    assert worst <= (4 if dtype == np.float64 else 3), f"{name} {np.dtype(dtype).name}: {worst} ulp"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_python_definitions_and_compiled_code_agree_bit_for_bit(dtype):
+    """The plain-Python definitions (what NUMBA_DISABLE_JIT=1 runs) and the intrinsics emit the
+    same operations in the same order, in the argument's dtype."""
+    a = np.concatenate([_points(dtype)[::61], [np.nan]]).astype(dtype)
+    bits = np.uint64 if dtype == np.float64 else np.uint32
+    for kind, definition in [(0, _math._tanh_python), (1, _math._sigmoid_python), (2, _math._relu_python)]:
+        python = np.array([definition(value) for value in a])
+        assert python.dtype == dtype, definition.__name__
+        np.testing.assert_array_equal(python.view(bits), _apply(kind, a).view(bits), err_msg=definition.__name__)
+
+
+@numba.njit
+def _first(a):
+    return _math.sigmoid(a[0]), _math.tanh(a[0]), _math.relu(a[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_an_activation_returns_its_argument_s_dtype(dtype):
+    _first(np.zeros(1, dtype))
+    (signature,) = [s for s in _first.nopython_signatures if s.args[0].dtype == numba.from_dtype(dtype)]
+    assert signature.return_type == numba.types.UniTuple(numba.from_dtype(dtype), 3)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
