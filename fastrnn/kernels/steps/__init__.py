@@ -6,6 +6,11 @@ Each module defines its layout (``GATES``, ``STATES``, ``TAPE``, ``CACHE``, ``SE
 ``forward(option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)`` and
 ``backward(option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt)`` with
 the contract written in :mod:`fastrnn.kernels._driver`.
+
+The steps compute in the data's dtype: their constant ``one = hs.dtype.type(1.0)`` rather than the
+literal ``1.0``, which Numba types as float64 and which made every float32 expression it entered
+float64 (half the elements a vector, and conversions both ways). NumPy, and so the reference,
+keeps such expressions in float32.
 """
 
 from numba import types

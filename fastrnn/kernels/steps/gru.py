@@ -41,6 +41,7 @@ def _blocks(cache, t, B, H):
 
 @inlined
 def forward(option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
+    one = hs.dtype.type(1.0)
     B, G = hp.shape
     H = G // 3
     rz_all, n_all, hn_all = _blocks(cache, t, B, H)
@@ -68,13 +69,14 @@ def forward(option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
         z, n = rz_all[(2 * b + 1) * H:2 * (b + 1) * H], n_all[b * H:(b + 1) * H]
         h_prev, h_new, y = hs[t, b], hs[t + 1, b], ys[t, b]
         for i in range(H):
-            h = (1.0 - z[i]) * n[i] + z[i] * h_prev[i]
+            h = (one - z[i]) * n[i] + z[i] * h_prev[i]
             h_new[i] = h
             y[i] = h
 
 
 @inlined
 def backward(option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
+    one = hs.dtype.type(1.0)
     H = dh.shape[1]
     B = hs.shape[1]
     rz_all, n_all, hn_all = _blocks(cache, t, B, H)
@@ -87,9 +89,9 @@ def backward(option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_dire
         gh_r, gh_z, gh_n = gh[row, :H], gh[row, H:2 * H], gh[row, 2 * H:]
         for i in range(H):
             g = d_out[i] + d_h[i]
-            da_n = g * (1.0 - z[i]) * (1.0 - n[i] * n[i])
-            da_z = g * (h_prev[i] - n[i]) * z[i] * (1.0 - z[i])
-            da_r = da_n * hn[i] * r[i] * (1.0 - r[i])
+            da_n = g * (one - z[i]) * (one - n[i] * n[i])
+            da_z = g * (h_prev[i] - n[i]) * z[i] * (one - z[i])
+            da_r = da_n * hn[i] * r[i] * (one - r[i])
             gi_r[i] = da_r
             gi_z[i] = da_z
             gi_n[i] = da_n

@@ -20,6 +20,7 @@ DIRECT_INPUT = True  # the backward step adds y's direct gradient gy * dout into
 
 @inlined
 def forward(option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
+    one = hs.dtype.type(1.0)
     G = hp.shape[1]
     H = G // 4
     for b in range(lo, hi):
@@ -32,13 +33,14 @@ def forward(option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
         gate_h, cand_h, gate_y, cand_y = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
         h_prev, h_new, x, y = hs[t, b], hs[t + 1, b], xt[t, b], ys[t, b]
         for i in range(H):
-            h_new[i] = gate_h[i] * h_prev[i] + (1.0 - gate_h[i]) * cand_h[i]
+            h_new[i] = gate_h[i] * h_prev[i] + (one - gate_h[i]) * cand_h[i]
         for i in range(H):
-            y[i] = gate_y[i] * x[i] + (1.0 - gate_y[i]) * cand_y[i]
+            y[i] = gate_y[i] * x[i] + (one - gate_y[i]) * cand_y[i]
 
 
 @inlined
 def backward(option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
+    one = hs.dtype.type(1.0)
     H = dh.shape[1]
     B = hs.shape[1]
     for row in range(lo, hi):
@@ -53,9 +55,9 @@ def backward(option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_dire
             g_y = gate_y[i]
             dstate = d_h[i]
             dy = d_out[i]
-            gi_gh[i] = dstate * (h_prev[i] - h_new) * g_h * (1.0 - g_h)
-            gi_h[i] = dstate * (1.0 - g_h) * (1.0 - h_new * h_new)
-            gi_gy[i] = dy * (x[i] - cand_y[i]) * g_y * (1.0 - g_y)
-            gi_y[i] = dy * (1.0 - g_y) if cand_y[i] > 0 else 0.0
+            gi_gh[i] = dstate * (h_prev[i] - h_new) * g_h * (one - g_h)
+            gi_h[i] = dstate * (one - g_h) * (one - h_new * h_new)
+            gi_gy[i] = dy * (x[i] - cand_y[i]) * g_y * (one - g_y)
+            gi_y[i] = dy * (one - g_y) if cand_y[i] > 0 else 0.0
             d_direct[i] = dstate * g_h
             d_x[i] += dy * g_y

@@ -41,6 +41,7 @@ def forward(option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
 
 @inlined
 def backward(option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
+    one = hs.dtype.type(1.0)
     H = dh.shape[1]
     B = hs.shape[1]
     for row in range(lo, hi):
@@ -51,10 +52,10 @@ def backward(option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_dire
         gi_i, gi_f, gi_g, gi_o = gi[row, :H], gi[row, H:2 * H], gi[row, 2 * H:3 * H], gi[row, 3 * H:]
         for i in range(H):
             dh_total = d_out[i] + d_h[i]
-            dc_total = d_c[i] + dh_total * og[i] * (1.0 - tanh_c[i] * tanh_c[i])
-            gi_i[i] = dc_total * gg[i] * ig[i] * (1.0 - ig[i])
-            gi_f[i] = dc_total * c_prev[i] * fg[i] * (1.0 - fg[i])
-            gi_g[i] = dc_total * ig[i] * (1.0 - gg[i] * gg[i])
-            gi_o[i] = dh_total * tanh_c[i] * og[i] * (1.0 - og[i])
+            dc_total = d_c[i] + dh_total * og[i] * (one - tanh_c[i] * tanh_c[i])
+            gi_i[i] = dc_total * gg[i] * ig[i] * (one - ig[i])
+            gi_f[i] = dc_total * c_prev[i] * fg[i] * (one - fg[i])
+            gi_g[i] = dc_total * ig[i] * (one - gg[i] * gg[i])
+            gi_o[i] = dh_total * tanh_c[i] * og[i] * (one - og[i])
             d_c_prev[i] = dc_total * fg[i]
         dh_direct[row, :] = 0.0

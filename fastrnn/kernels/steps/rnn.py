@@ -40,6 +40,7 @@ def forward(option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
 
 @inlined
 def backward(option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
+    one = hs.dtype.type(1.0)
     H = dh.shape[1]
     B = hs.shape[1]
     for r in range(lo, hi):
@@ -48,13 +49,13 @@ def backward(option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_dire
         if option == TANH:
             for i in range(H):
                 v = hs[t + 1, b, i]
-                gi[r, i] = (dout[r, i] + dh[r, i]) * (1.0 - v * v)
+                gi[r, i] = (dout[r, i] + dh[r, i]) * (one - v * v)
         elif option == RELU:
             for i in range(H):
                 gi[r, i] = dout[r, i] + dh[r, i] if hs[t + 1, b, i] > 0 else 0.0
         else:
             for i in range(H):
                 v = hs[t + 1, b, i]
-                gi[r, i] = (dout[r, i] + dh[r, i]) * v * (1.0 - v)
+                gi[r, i] = (dout[r, i] + dh[r, i]) * v * (one - v)
         for i in range(H):
             dh_direct[r, i] = 0.0

@@ -15,6 +15,7 @@ DIRECT_INPUT = False  # dx is the input GEMM alone
 
 @inlined
 def forward(option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
+    one = hs.dtype.type(1.0)
     G = hp.shape[1]
     H = G // 2
     for b in range(lo, hi):
@@ -24,13 +25,14 @@ def forward(option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
         gate, cand = cache[t, b, :H], cache[t, b, H:]
         h_prev, h_new, y = hs[t, b], hs[t + 1, b], ys[t, b]
         for i in range(H):
-            h = gate[i] * h_prev[i] + (1.0 - gate[i]) * cand[i]
+            h = gate[i] * h_prev[i] + (one - gate[i]) * cand[i]
             h_new[i] = h
             y[i] = h
 
 
 @inlined
 def backward(option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
+    one = hs.dtype.type(1.0)
     H = dh.shape[1]
     B = hs.shape[1]
     for row in range(lo, hi):
@@ -42,6 +44,6 @@ def backward(option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_dire
             g = gate[i]
             c = cand[i]
             dh_total = d_out[i] + d_h[i]
-            gi_g[i] = dh_total * (h_prev[i] - c) * g * (1.0 - g)
-            gi_c[i] = dh_total * (1.0 - g) * (1.0 - c * c)
+            gi_g[i] = dh_total * (h_prev[i] - c) * g * (one - g)
+            gi_c[i] = dh_total * (one - g) * (one - c * c)
             d_direct[i] = dh_total * g
