@@ -72,13 +72,22 @@ def _run(cell, inputs, truncate):
 @two_threads
 @pytest.mark.parametrize("truncate", [None, 2])
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_every_cell_gives_the_same_bits_on_one_and_two_threads(case, dtype, truncate):
-    T, I, H = 5, 64, 256
+@pytest.mark.parametrize("size", ["wide", "narrow"])
+def test_every_cell_gives_the_same_bits_on_one_and_two_threads(case, dtype, truncate, size):
+    if size == "wide":
+        # The per-step product h W_hh^T (B x H times H x gates*H, gates >= 1) is split over threads, and
+        # on two threads the cell runs its kernels' threaded twins, which share each step's rows out.
+        T, I, H, batches = 5, 64, 256, (32, 37)  # chunks of 16 rows each, and of 18 and 19 (not whole tiles)
+        assert 32 * H * H * np.dtype(dtype).itemsize >= _gemm.PARALLEL_WORK
+    else:
+        # Many rows of a narrow cell: the twins run, but each block's products are below the products'
+        # own threshold for splitting, so the twins share them out themselves (the input projection
+        # by rows, the backward's weight and input gradients side by side).
+        T, I, H = 3, 20, 20
+        batches = (700, 701) if np.dtype(dtype) == np.float32 else (400, 401)  # enough rows for the twins
+        assert batches[1] * 4 * H * max(I, H) * np.dtype(dtype).itemsize < _gemm.PARALLEL_WORK
     cell = case.make(I, H, dtype=dtype, seed=3)
-    # The per-step product h W_hh^T (B x H times H x gates*H, gates >= 1) is split over threads, and
-    # on two threads the cell runs its kernels' threaded twins, which share each step's rows out.
-    assert 32 * H * H * cell.params["weight_hh"].itemsize >= _gemm.PARALLEL_WORK
-    for B in (32, 37):  # chunks of 16 rows each, and of 18 and 19 (not whole tiles)
+    for B in batches:
         inputs = make_inputs(cell, T, B, seed=4)
         with numba_threads(1):
             assert cell._kernel("forward", B)[1] == "forward"

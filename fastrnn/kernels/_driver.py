@@ -58,7 +58,7 @@ import numba
 import numpy as np
 
 from . import steps
-from ._gemm import MR, OVERWRITE, VECTOR_BYTES, gemm, pack, packed, packed_shape, threads
+from ._gemm import MR, OVERWRITE, PARALLEL_WORK, VECTOR_BYTES, gemm, pack, packed, packed_shape, threads
 from ._jit import inlined, kernel, reassociating
 
 # Small products are written as loops rather than sent through the tiled product of
@@ -197,6 +197,12 @@ def mm_atb(a, b, scratch, out, accumulate):
     ``scratch`` is a 1-d array with room for b packed (the product of ``packed_shape(m, n, b)``):
     b changes from call to call, so it is packed here (or read in place: see IN_PLACE_VECTORS).
     """
+    mm_atb_on(a, b, scratch, out, accumulate, threads())
+
+
+@kernel
+def mm_atb_on(a, b, scratch, out, accumulate, allowed):
+    """:func:`mm_atb` on at most ``allowed`` threads."""
     m, k = a.shape
     n = b.shape[1]
     if not _small(k, m, n, n):
@@ -205,7 +211,7 @@ def mm_atb(a, b, scratch, out, accumulate):
             panels, rows, width = packed_shape(m, n, b)
             bp = scratch[:panels * rows * width].reshape((panels, rows, width))
             pack(b, bp)
-        gemm(a.T, b, bp, out, accumulate, threads())
+        gemm(a.T, b, bp, out, accumulate, allowed)
         return
     atb_loops(a, b, out, accumulate)
 
@@ -270,7 +276,14 @@ def recur_forward(cell, option, split, xt, h0, c0, w_ih, w_hh, b_ih, b_hh, hs, c
             cs[0, b, i] = c0[b, i]
     for first in range(0, T, span):
         n = min(span, T - first)
-        mm_abt(x_rows[first * B:(first + n) * B], w_ih, w_ih_packed, xp_rows[:n * B], threads())
+        if chunks == 1 or n * B * G * I * xt.itemsize >= PARALLEL_WORK:  # the product splits itself
+            mm_abt(x_rows[first * B:(first + n) * B], w_ih, w_ih_packed, xp_rows[:n * B], threads())
+        else:
+            # Split by rows here too: a block's projection is mostly below the products' own
+            # threshold for splitting (PARALLEL_WORK), and ran on one thread between the steps.
+            for part in numba.prange(chunks):
+                r_lo, r_hi = _rows(part, chunks, n * B)
+                mm_abt(x_rows[first * B + r_lo:first * B + r_hi], w_ih, w_ih_packed, xp_rows[r_lo:r_hi], 1)
         # The step reads xp[t] and the other arrays at t: views starting at the block's first
         # step keep its contract (one index for all).
         xb, hb, cb, yb, kb = xt[first:], hs[first:], cs[first:], ys[first:], cache[first:]
@@ -312,7 +325,9 @@ def recur_backward(cell, option, separate_hh, split, xt, w_ih, w_hh, hs, cs, cac
     which by definition equals it) needs a single slot.
 
     With ``split`` (the threaded kernels) a step's batch entries are shared out over threads, each
-    thread taking its entries' rows in every slot, in slot order as on one thread.
+    thread taking its entries' rows in every slot, in slot order as on one thread; a block's
+    weight- and input-gradient products too small to split themselves run side by side
+    (:func:`_flush_part`).
 
     Writes ``dw_ih, dw_hh, db_ih, db_hh, dxt (T, B, I), dh0 (B, H), dc0 (B, C)``, given by the caller.
     """
@@ -345,7 +360,9 @@ def recur_backward(cell, option, separate_hh, split, xt, w_ih, w_hh, hs, cs, cac
     w_ih_packed = prepare(span * B, w_ih)
     # Room for one block's rows of x or h, packed for the weight-gradient GEMMs.
     panels, rows, width = packed_shape(span * B, max(I, H), xt)
-    scratch = np.empty(panels * rows * width, dtype)
+    room = panels * rows * width
+    # Two rooms: with threads, the two weight-gradient products run side by side (_flush_part).
+    scratch = np.empty(2 * room, dtype)
     x_rows = xt.reshape(T * B, I)
     h_rows = hs[:T].reshape(T * B, H)
     dx_rows = dxt.reshape(T * B, I)
@@ -413,8 +430,16 @@ def recur_backward(cell, option, separate_hh, split, xt, w_ih, w_hh, hs, cs, cac
         if s == first:
             end = min(T, s + span) * B  # the block's rows are s*B ... end-1
             n = end - s * B
-            _flush_block(dgi[:n], dgh[:n], x_rows[s * B:end], h_rows[s * B:end], w_ih, w_ih_packed, end == T * B,
-                         scratch, dw_ih, dw_hh, dx_rows[s * B:end], direct_input)
+            if chunks == 1 or n * G * max(I, H) * xt.itemsize >= PARALLEL_WORK:  # products split themselves
+                _flush_block(dgi[:n], dgh[:n], x_rows[s * B:end], h_rows[s * B:end], w_ih, w_ih_packed,
+                             end == T * B, scratch[:room], dw_ih, dw_hh, dx_rows[s * B:end], direct_input)
+            else:
+                # The block's products side by side, each on one thread: below PARALLEL_WORK each
+                # product would run on one thread alone (GRU at H = 20: the whole flush), and none
+                # sums across threads, so the results are those of the single-threaded kernel.
+                for part in numba.prange(FLUSH_PARTS):
+                    _flush_part(part, dgi[:n], dgh[:n], x_rows[s * B:end], h_rows[s * B:end], w_ih, w_ih_packed,
+                                end == T * B, scratch, room, dw_ih, dw_hh, dx_rows[s * B:end], direct_input)
             # The bias gradients, sums over the block's rows: shared out by columns, each summed in
             # row order as on one thread.
             for chunk in numba.prange(bias_chunks):
@@ -435,6 +460,27 @@ def _column_sums(rows, out, lo, hi):
         row = rows[r, lo:hi]
         for i in range(hi - lo):
             cols[i] += row[i]
+
+
+# The flush's parts on threads, in an order that gives two threads equal shares (a static schedule
+# hands each thread a run of consecutive parts): dW_ih with the first half of dx's rows, dW_hh
+# with the second.
+FLUSH_PARTS = 4
+
+
+@kernel
+def _flush_part(part, dgi, dgh, x_rows, h_rows, w_ih, w_ih_packed, overwrite, scratch, room, dw_ih, dw_hh, dx_rows,
+                direct_input):
+    """Part ``part`` of :func:`_flush_block`, on one thread: 0 dW_ih, 2 dW_hh (each packing into
+    its own room of ``scratch``), 1 and 3 the two halves of dx's rows."""
+    if part == 0:
+        mm_atb_on(dgi, x_rows, scratch[:room], dw_ih, not overwrite, 1)
+    elif part == 2:
+        mm_atb_on(dgh, h_rows, scratch[room:], dw_hh, not overwrite, 1)
+    else:
+        rows = dgi.shape[0]
+        lo, hi = (0, rows // 2) if part == 1 else (rows // 2, rows)
+        mm_ab(dgi[lo:hi], w_ih, w_ih_packed, dx_rows[lo:hi], direct_input, 1)
 
 
 @kernel
