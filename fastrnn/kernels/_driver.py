@@ -58,7 +58,7 @@ import numba
 import numpy as np
 
 from . import steps
-from ._gemm import MR, OVERWRITE, PARALLEL_WORK, VECTOR_BYTES, gemm, pack, packed, packed_shape, threads
+from ._gemm import MR, OVERWRITE, VECTOR_BYTES, gemm, pack, packed, packed_shape, splits_itself, threads
 from ._jit import inlined, kernel, reassociating
 
 # Small products are written as loops rather than sent through the tiled product of
@@ -276,11 +276,11 @@ def recur_forward(cell, option, split, xt, h0, c0, w_ih, w_hh, b_ih, b_hh, hs, c
             cs[0, b, i] = c0[b, i]
     for first in range(0, T, span):
         n = min(span, T - first)
-        if chunks == 1 or n * B * G * I * xt.itemsize >= PARALLEL_WORK:  # the product splits itself
+        if chunks == 1 or splits_itself(n * B, G, I, xt.itemsize):
             mm_abt(x_rows[first * B:(first + n) * B], w_ih, w_ih_packed, xp_rows[:n * B], threads())
         else:
-            # Split by rows here too: a block's projection is mostly below the products' own
-            # threshold for splitting (PARALLEL_WORK), and ran on one thread between the steps.
+            # Split by rows here: a block's projection is mostly too small to split itself, and
+            # ran on one thread between the steps.
             for part in numba.prange(chunks):
                 r_lo, r_hi = _rows(part, chunks, n * B)
                 mm_abt(x_rows[first * B + r_lo:first * B + r_hi], w_ih, w_ih_packed, xp_rows[r_lo:r_hi], 1)
@@ -361,8 +361,9 @@ def recur_backward(cell, option, separate_hh, split, xt, w_ih, w_hh, hs, cs, cac
     # Room for one block's rows of x or h, packed for the weight-gradient GEMMs.
     panels, rows, width = packed_shape(span * B, max(I, H), xt)
     room = panels * rows * width
-    # Two rooms: with threads, the two weight-gradient products run side by side (_flush_part).
-    scratch = np.empty(2 * room, dtype)
+    # The threaded kernels need two rooms: their two weight-gradient products may run side by side
+    # (_flush_part).
+    scratch = np.empty((2 if split else 1) * room, dtype)
     x_rows = xt.reshape(T * B, I)
     h_rows = hs[:T].reshape(T * B, H)
     dx_rows = dxt.reshape(T * B, I)
@@ -430,13 +431,13 @@ def recur_backward(cell, option, separate_hh, split, xt, w_ih, w_hh, hs, cs, cac
         if s == first:
             end = min(T, s + span) * B  # the block's rows are s*B ... end-1
             n = end - s * B
-            if chunks == 1 or n * G * max(I, H) * xt.itemsize >= PARALLEL_WORK:  # products split themselves
+            if chunks == 1 or splits_itself(n, G, max(I, H), xt.itemsize):  # the largest splits itself
                 _flush_block(dgi[:n], dgh[:n], x_rows[s * B:end], h_rows[s * B:end], w_ih, w_ih_packed,
                              end == T * B, scratch[:room], dw_ih, dw_hh, dx_rows[s * B:end], direct_input)
             else:
-                # The block's products side by side, each on one thread: below PARALLEL_WORK each
-                # product would run on one thread alone (GRU at H = 20: the whole flush), and none
-                # sums across threads, so the results are those of the single-threaded kernel.
+                # The block's products side by side, each on one thread: too small to split
+                # themselves, each would run on one thread alone (GRU at H = 20: the whole flush),
+                # and none sums across threads, so the results are those of the one-thread kernel.
                 for part in numba.prange(FLUSH_PARTS):
                     _flush_part(part, dgi[:n], dgh[:n], x_rows[s * B:end], h_rows[s * B:end], w_ih, w_ih_packed,
                                 end == T * B, scratch, room, dw_ih, dw_hh, dx_rows[s * B:end], direct_input)

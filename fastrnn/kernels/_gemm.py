@@ -253,7 +253,7 @@ def _gemm_core(m, k, pa, rs_a, cs_a, pb, ldb, step, panels, width, n, pc, ldc, a
     ``pb``, its rows ``ldb`` elements apart: packed panels (step k * width, ldb = width) or B
     itself (step = width, ldb its row stride).
     """
-    if allowed > 1 and m * n * k * like.itemsize >= PARALLEL_WORK:
+    if allowed > 1 and splits_itself(m, n, k, like.itemsize):
         _gemm_split(m, k, pa, rs_a, cs_a, pb, ldb, step, panels, width, n, pc, ldc, accumulate, allowed, like)
         return
     # A in chunks of rows small enough to stay in cache while each panel of B, in turn, passes
@@ -263,6 +263,13 @@ def _gemm_core(m, k, pa, rs_a, cs_a, pb, ldb, step, panels, width, n, pc, ldc, a
         stop = min(m, start + chunk)
         for q in range(panels):
             _block(start, stop, q, k, pa, rs_a, cs_a, pb, ldb, step, width, n, pc, ldc, accumulate, like)
+
+
+@inlined
+def splits_itself(m, n, k, itemsize):
+    """Whether an (m, k) x (k, n) product of that element size is shared out over the threads
+    allowed (from PARALLEL_WORK), or runs on the calling thread."""
+    return m * n * k * itemsize >= PARALLEL_WORK
 
 
 @parallel
