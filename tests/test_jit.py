@@ -95,6 +95,31 @@ def test_kernels_callable_from_user_njit_code():
     np.testing.assert_allclose(dw_hh, ref_dw_hh, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"), reason="JIT disabled")
+def test_compiled_callers_call_a_kernel_by_its_symbol_rather_than_linking_its_code():
+    """A compiled function calling a kernel declares the kernel's symbol and carries none of its
+    code (linked code is optimised and emitted again in every caller), and gets its results."""
+    from fastrnn.kernels import rnn
+
+    @numba.njit
+    def user_forward(x, h0, w_ih, w_hh, b_ih, b_hh, y, h_n, hs):
+        rnn.forward_into(x, h0, w_ih, w_hh, b_ih, b_hh, rnn.TANH, y, h_n, hs)
+
+    rng = np.random.default_rng(0)
+    x, h0 = rng.standard_normal((5, 2, 3)), rng.standard_normal((2, 4))
+    w = [rng.standard_normal(s) for s in [(4, 3), (4, 4), (4,), (4,)]]
+    outputs = [np.empty((5, 2, 4)), np.empty((2, 4)), np.empty((6, 2, 4))]
+    user_forward(x, h0, *w, *outputs)
+    expected = rnn.forward(x, h0, *w, rnn.TANH)
+    for got, want in zip(outputs, expected):
+        np.testing.assert_array_equal(got, want)
+    [ir] = user_forward.inspect_llvm().values()
+    args = tuple(numba.typeof(a) for a in (x, h0, *w, rnn.TANH, *outputs))
+    symbol = _jit._symbol(rnn.forward_into.py_func, args)
+    assert f"declare i32 @{symbol}(" in ir
+    assert not any(line.startswith("define") and "forward_into" in line for line in ir.splitlines())
+
+
 FRESH_PROCESS = textwrap.dedent("""
     import fastrnn, numpy as np
     from fastrnn.kernels import _jit
@@ -296,3 +321,12 @@ def test_a_kernel_compiled_against_cached_products_loads_alone(tmp_path):
         run = subprocess.run([sys.executable, "-c", LINKING_STEPS[step]], env=env, capture_output=True, text=True,
                              timeout=600)
         assert run.returncode == 0, (step, run.returncode, run.stderr[-2000:])
+    # The kernel loaded from the cache while the products it calls by symbol are compiled anew (another
+    # process is still writing them, or their entries were lost): their symbols must be found all the same.
+    dropped = [path for path in tmp_path.rglob("_driver.mm_*") if path.suffix in (".nbi", ".nbc")]
+    assert dropped
+    for path in dropped:
+        path.unlink()
+    run = subprocess.run([sys.executable, "-c", LINKING_STEPS["a kernel calling them"]], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, (run.returncode, run.stderr[-2000:])

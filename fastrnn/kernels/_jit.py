@@ -15,12 +15,18 @@ Options and why:
   seeing them.
 """
 
+import functools
 import hashlib
+import importlib
 import os
 import types
 from pathlib import Path
 
 import numba
+from llvmlite import binding as llvm
+from numba.core import cgutils, sigutils
+from numba.core.ccallback import CFunc
+from numba.core.imputils import fix_returning_optional, impl_ret_new_ref
 
 JIT_OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
 
@@ -33,8 +39,92 @@ _STAMP_NAME = "fastrnn-kernels.sha256"
 def _build(fn, **extra):
     dispatcher = numba.njit(**extra, **JIT_OPTIONS)(fn)
     _keep_reload_hooks(dispatcher)
+    if extra.get("inline") != "always":
+        _called_by_symbol(dispatcher)
     KERNELS.append(dispatcher)
     return dispatcher
+
+
+# -- compiled callers call a kernel by its symbol, rather than linking its code -------------------
+#
+# Numba links a callee's code into every compiled function that calls it, and LLVM optimises and
+# emits all of it again there, at every level of the call tree: the binary-addition training loop
+# (which calls the cell's forward and backward, which call the products) carried 2.1 MB of LLVM IR
+# of which 0.27 MB was its own, and compiling it re-optimised the cell's kernels a third time.
+# Instead, once a kernel's overload is compiled (or loaded from the cache), its machine code's
+# address is given to LLVM under a symbol of its own, and compiled callers -- the package's and
+# the user's -- call that symbol with Numba's own calling convention (status, exceptions and
+# reference counts as for a linked call). Each function's module is then its own code alone. The
+# price is a call LLVM cannot inline; the kernels that are small enough to gain from inlining are
+# the ``inlined`` ones, which Numba inlines itself.
+
+def _called_by_symbol(dispatcher):
+    """Route compiled calls of each overload of ``dispatcher`` through its symbol (see above)."""
+    add_overload = getattr(dispatcher, "add_overload", None)
+    if add_overload is None:  # NUMBA_DISABLE_JIT=1: a plain function
+        return
+
+    def add_overload_by_symbol(cres):
+        add_overload(cres)
+        if not cres.objectmode:
+            _register(dispatcher, cres)
+
+    dispatcher.add_overload = add_overload_by_symbol
+
+
+def _symbol(py_func, args):
+    """The symbol of a kernel's overload: from its name and argument types alone, the same in every
+    process. (Numba's own name for it carries a counter of the functions compiled so far in the
+    process, so a caller loaded from the cache would look for another name than the one the
+    callee gets when it is compiled anew.)"""
+    digest = hashlib.sha256(repr(args).encode()).hexdigest()[:24]
+    return f"fastrnn.{py_func.__module__}.{py_func.__qualname__}.{digest}"
+
+
+def _register(dispatcher, cres):
+    """Give LLVM the address of ``cres``'s native function and make compiled callers call it there."""
+    fndesc = cres.fndesc
+    py_func = dispatcher.py_func
+    args = tuple(cres.signature.args)
+    symbol = _symbol(py_func, args)
+    if not llvm.address_of_symbol(symbol):
+        llvm.add_symbol(symbol, cres.library.get_pointer_to_function(fndesc.mangled_name))
+    hook = functools.partial(load_symbol, py_func.__module__, py_func.__qualname__, args)
+    context = dispatcher.targetctx
+    context.remove_user_function(cres.entry_point)
+    call = _call_symbol(fndesc, symbol, hook)
+    context._defns[cres.entry_point].append(call, call.signature)
+
+
+def _call_symbol(fndesc, symbol, hook):
+    """The lowering of a call of ``fndesc`` by ``symbol``, in place of Numba's linked call."""
+    def call(context, builder, sig, args):
+        # A caller loaded from the cache loads the callee and registers its symbol first (a call
+        # to an undefined symbol is a crash, not an error).
+        context.active_code_library._reload_init.add(hook)
+        function = cgutils.get_or_insert_function(
+            builder.module, context.call_conv.get_function_type(fndesc.restype, fndesc.argtypes), symbol)
+        context.call_conv.decorate_function(function, fndesc.args, fndesc.argtypes, noalias=fndesc.noalias)
+        status, value = context.call_conv.call_function(builder, function, fndesc.restype, fndesc.argtypes, args)
+        with cgutils.if_unlikely(builder, status.is_error):
+            context.call_conv.return_status_propagate(builder, status)
+        value = fix_returning_optional(context, builder, sig, status, value)
+        return impl_ret_new_ref(context, builder, fndesc.restype, value)
+
+    call.signature = fndesc.argtypes
+    call.libs = ()
+    return call
+
+
+def load_symbol(module, qualname, args):
+    """Compile or load from the cache the overload for ``args`` of the kernel ``module.qualname``,
+    which registers its symbol: the reload hook of every compiled caller of it."""
+    importlib.import_module(module)
+    for dispatcher in KERNELS:
+        if dispatcher.py_func.__module__ == module and dispatcher.py_func.__qualname__ == qualname:
+            dispatcher.compile(args)
+            return
+    raise LookupError(f"no fastrnn kernel {module}.{qualname}")
 
 
 def _keep_reload_hooks(dispatcher):
@@ -73,7 +163,21 @@ def c_callable(fn, signature):
     other kernels call by address rather than link in (see :mod:`fastrnn.kernels._gemm`)."""
     name = fn.__qualname__
     if name not in C_FUNCTIONS:
-        C_FUNCTIONS[name] = numba.cfunc(signature, **JIT_OPTIONS)(fn)
+        options = {key: value for key, value in JIT_OPTIONS.items() if key != "cache"}
+        function = CFunc(fn, sigutils.normalize_signature(signature), locals={}, options=options)
+        function.enable_caching()
+        save = function._cache.save_overload
+
+        def save_overload(sig, cres):
+            # Numba gathers the reload hooks of the code a function calls into a jitted function's
+            # compile result, not a C callable's: without this, loading it from the cache would
+            # not load the kernels it calls by symbol first.
+            cres.reload_init.extend(hook for hook in cres.library._reload_init if hook not in cres.reload_init)
+            save(sig, cres)
+
+        function._cache.save_overload = save_overload
+        function.compile()
+        C_FUNCTIONS[name] = function
     return C_FUNCTIONS[name]
 
 
