@@ -9,14 +9,13 @@ it at compile time to that cell's step alone. Three choices there come from the 
 
 - the step is chosen by an overload typed for the literal id, not by an if/elif over the ids:
   the chain had Numba inline, type and lower all five cells' steps before dropping four;
-- the recurrences are inlined rather than compiled as functions of their own: every compiled
-  function that calls another re-optimises the callee's linked machine code, so one level less
-  halved the LLVM time of a cell;
+- the recurrences are inlined rather than compiled as functions of their own: when a compiled
+  function still linked its callees' code and re-optimised it, one level less halved the LLVM
+  time of a cell (kernels are now called by symbol, :mod:`fastrnn.kernels._jit`, so that reason
+  is gone; what remains is the step's specialisation on the literal cell id);
 - the products, and the flush of a block of gradients into the weight gradients, stay
-  functions of their own, compiled once per dtype and cached for every cell: inlining them cost
-  more in Numba's inliner than it saved. The products' tiled core is not linked in at all but
-  called by its symbol (:func:`fastrnn.kernels._gemm.load_core`), so what a kernel re-optimises
-  of them is their small entry code.
+  functions of their own, compiled once per dtype and cached for every cell, and called by
+  symbol: inlining them cost more in Numba's inliner than it saved.
 
 Passing the step functions themselves as arguments would be simpler to read, but a dispatcher
 passed as a value is lowered to a raw object address once Numba's first-class function support
@@ -59,7 +58,7 @@ import numpy as np
 
 from . import steps
 from ._gemm import MR, OVERWRITE, VECTOR_BYTES, gemm, pack, packed, packed_shape, splits_itself, threads
-from ._jit import inlined, kernel, reassociating
+from ._jit import inlined, kernel, linked, reassociating
 
 # Small products are written as loops rather than sent through the tiled product of
 # :mod:`fastrnn.kernels._gemm`, whose fixed cost (packing, edge tiles) dominates there: below
@@ -159,6 +158,7 @@ def atb_loops(a, b, out, accumulate):
 
 
 @kernel
+@linked
 def mm_ab(a, b, bp, out, accumulate, allowed):
     """out = a @ b (or out += a @ b with ``accumulate``) for a (m, k), b (k, n);
     ``bp = prepare(m, b)`` (or for more rows); on at most ``allowed`` threads (see :func:`gemm`)."""
@@ -173,6 +173,7 @@ def mm_ab(a, b, bp, out, accumulate, allowed):
 
 
 @reassociating
+@linked
 def mm_abt(a, b, bp, out, allowed):
     """out = a @ b.T for a (m, k), b (n, k); ``bp = prepare(m, b.T)`` (or for more rows); on at
     most ``allowed`` threads.
