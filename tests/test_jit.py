@@ -120,6 +120,42 @@ def test_compiled_callers_call_a_kernel_by_its_symbol_rather_than_linking_its_co
     assert not any(line.startswith("define") and "forward_into" in line for line in ir.splitlines())
 
 
+USER_MODULE = textwrap.dedent("""
+    import numba
+    from fastrnn.kernels import rnn
+
+    @numba.njit(cache=True)
+    def user_forward(x, h0, w_ih, w_hh, b_ih, b_hh):
+        return rnn.forward(x, h0, w_ih, w_hh, b_ih, b_hh, rnn.TANH)[0]
+""")
+
+USER_RUN = textwrap.dedent("""
+    import numpy as np
+    import user_kernels
+    from fastrnn.kernels import rnn
+    rng = np.random.default_rng(0)
+    x, h0 = rng.standard_normal((5, 2, 3)), rng.standard_normal((2, 4))
+    w = [rng.standard_normal(s) for s in [(4, 3), (4, 4), (4,), (4,)]]
+    y = user_kernels.user_forward(x, h0, *w)
+    assert np.array_equal(y, rnn.forward(x, h0, *w, rnn.TANH)[0])
+    print("HITS", sum(user_kernels.user_forward.stats.cache_hits.values()))
+""")
+
+
+@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"), reason="JIT disabled")
+def test_user_code_cached_with_a_kernel_call_loads_in_a_fresh_process(tmp_path):
+    """Your own ``@njit(cache=True)`` function calling a kernel is cached calling it by symbol; a
+    fresh process loading it from the cache loads the kernel (and what it calls) first."""
+    (tmp_path / "user_kernels.py").write_text(USER_MODULE)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    runs = [subprocess.run([sys.executable, "-c", USER_RUN], env=env, cwd=tmp_path, capture_output=True, text=True,
+                           timeout=600) for _ in range(2)]
+    for run in runs:
+        assert run.returncode == 0, (run.returncode, run.stderr[-2000:])
+    assert "HITS 0" in runs[0].stdout and "HITS 1" in runs[1].stdout, [run.stdout for run in runs]
+
+
 FRESH_PROCESS = textwrap.dedent("""
     import fastrnn, numpy as np
     from fastrnn.kernels import _jit
