@@ -11,8 +11,10 @@ it at compile time to that cell's step alone. Three choices there come from the 
   the chain had Numba inline, type and lower all five cells' steps before dropping four;
 - the recurrences are inlined rather than compiled as functions of their own: when a compiled
   function still linked its callees' code and re-optimised it, one level less halved the LLVM
-  time of a cell (kernels are now called by symbol, :mod:`fastrnn.kernels._jit`, so that reason
-  is gone; what remains is the step's specialisation on the literal cell id);
+  time of a cell. Kernels are now called by symbol (:mod:`fastrnn.kernels._jit`), so that reason
+  is gone, but the recurrences as kernels of their own, made to type the cell id as a literal
+  (``numba.literally``), compiled slower still (cold RNN 16-22 s against 13-20 s inlined, in
+  interleaved runs), so they stay inlined;
 - the products, and the flush of a block of gradients into the weight gradients, stay
   functions of their own, compiled once per dtype and cached for every cell, and called by
   symbol: inlining them cost more in Numba's inliner than it saved.

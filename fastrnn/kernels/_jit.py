@@ -55,8 +55,8 @@ def _build(fn, **extra):
 # address is given to LLVM under a symbol of its own, and compiled callers -- the package's and
 # the user's -- call that symbol with Numba's own calling convention (status, exceptions and
 # reference counts as for a linked call). Each function's module is then its own code alone. The
-# price is a call LLVM cannot inline; the kernels that are small enough to gain from inlining are
-# the ``inlined`` ones, which Numba inlines itself.
+# price is a call LLVM cannot inline: the functions small enough to gain from inlining are the
+# ``inlined`` ones, which Numba inlines itself, and the ``linked`` ones, left to LLVM.
 
 def _called_by_symbol(dispatcher):
     """Route compiled calls of each overload of ``dispatcher`` through its symbol (see above)."""
