@@ -16,8 +16,10 @@ it at compile time to that cell's step alone. Three choices there come from the 
   (``numba.literally``), compiled slower still (cold RNN 16-22 s against 13-20 s inlined, in
   interleaved runs), so they stay inlined;
 - the products, and the flush of a block of gradients into the weight gradients, stay
-  functions of their own, compiled once per dtype and cached for every cell, and called by
-  symbol: inlining them cost more in Numba's inliner than it saved.
+  functions of their own, compiled once per dtype and cached for every cell: inlining them cost
+  more in Numba's inliner than it saved. They are called by symbol, except the two products
+  called at every step (:func:`mm_ab`, :func:`mm_abt`), which stay linked, open to LLVM's
+  inlining.
 
 Passing the step functions themselves as arguments would be simpler to read, but a dispatcher
 passed as a value is lowered to a raw object address once Numba's first-class function support
