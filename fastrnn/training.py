@@ -186,12 +186,19 @@ class CompiledLoop:
         batches = math.ceil(len(X) / batch_size)
         return Metrics(*out[:4], out[compiled.O_SG_LOSS], batches * (len(self.windows) - 1))
 
-    def step(self, X, targets):
-        """One update on the batch (X, targets) in this order."""
-        status, out = self.loop.run(X, targets, np.arange(len(X)), len(X), 0, 1)
-        if status != compiled.OK:
-            raise stopped(self.loop, status, 0, out[compiled.O_VALUE], 0)
-        return Metrics(*out[:4], out[compiled.O_SG_LOSS], len(self.windows) - 1)
+    def stepper(self, X, targets):
+        """A function running one update on the batch (X, targets) in this order, laid out once;
+        it returns the update's :class:`Metrics`."""
+        run = self.loop.stepper(X, targets)
+        windows = len(self.windows) - 1
+
+        def step():
+            status, out = run()
+            if status != compiled.OK:
+                raise stopped(self.loop, status, 0, out[compiled.O_VALUE], 0)
+            return Metrics(*out[:4], out[compiled.O_SG_LOSS], windows)
+
+        return step
 
 
 def make_loop(model, optimizer, windows, truncate, clip, synthetic, shards):
@@ -265,8 +272,7 @@ def training_step(model, X, Y, *, optimizer="adam", tbptt=None, truncate=None, s
         sg.prepare(model.core.state_size(), model.dtype)
     loop = make_loop(model, optimizer, segments(X.shape[1], tbptt), truncate, None, sg, None)
     if isinstance(loop, CompiledLoop):
-        targets = loop.targets(Y)
-        return lambda: loop.step(X, targets)
+        return loop.stepper(X, loop.targets(Y))
     x = model.time_major(X)
     target = Y if model.readout == "last" else model.time_major(Y)
 
