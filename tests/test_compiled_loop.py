@@ -165,3 +165,40 @@ def test_a_progress_bar_counts_every_batch(monkeypatch):
     model = fastrnn.Model(fastrnn.RNN(I, H, seed=0), O, seed=0)
     model.fit(*_data("softmax_cross_entropy", "all"), epochs=3, batch_size=3, progress=True)
     assert sum(seen) == 3 * 4
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_compiled_sigmoid_cross_entropy_is_the_loss_modules(dtype):
+    # More positions than one factor of the kernel's product of (1 + e^{-|z|}) takes, logits far
+    # into both tails (where e^{-|z|} underflows) and soft targets: the loss, its gradient and the
+    # counts of fastrnn.losses, which the Python loop uses.
+    from fastrnn.kernels import training as compiled
+    from fastrnn.losses import SigmoidCrossEntropy
+
+    rng = np.random.default_rng(3)
+    steps, batch, hidden, outputs = 9, 70, 5, 2
+    rows = steps * batch
+    assert rows * outputs > 2 * compiled.PRODUCT_TERMS
+    y = rng.standard_normal((rows, hidden)).astype(dtype)
+    weight = (4 * rng.standard_normal((outputs, hidden))).astype(dtype)
+    bias = np.zeros(outputs, dtype)
+    values = rng.uniform(0, 1, (steps, batch, outputs)).astype(dtype)
+    values[0, :10] = np.round(values[0, :10])
+    # The first ten rows' logits are exactly these.
+    y[:10, 1:] = 0
+    y[:10, 0] = [-800, -60, -30, -5, 0, 1e-9, 5, 30, 60, 800]
+    weight[:, 0] = 1
+    z = np.empty((rows, outputs), dtype)
+    dz = np.empty_like(z)
+    counts = np.zeros(2, np.int64)
+    total = compiled.head_loss(y, np.empty((steps, 0), np.intp), values, 0, weight, bias,
+                               compiled.SIGMOID_CROSS_ENTROPY, 7.0, z, dz, counts)
+    logits = y.astype(np.float64) @ weight.T.astype(np.float64)
+    np.testing.assert_allclose(z, logits, rtol=RTOL[np.dtype(dtype)], atol=RTOL[np.dtype(dtype)])
+    loss = SigmoidCrossEntropy()
+    target = values.reshape(rows, outputs)
+    value, grad = loss.value_and_grad(z, target, 7.0)
+    rtol = 10 * RTOL[np.dtype(dtype)]
+    np.testing.assert_allclose(total / 7.0, value, rtol=rtol)
+    np.testing.assert_allclose(dz, grad, rtol=rtol, atol=rtol * np.abs(grad).max())
+    assert tuple(counts) == loss.correct(z, target)
