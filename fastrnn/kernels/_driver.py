@@ -51,7 +51,8 @@ round trip, and a dozen of them per step dominated small problems.
     Writes the gradients at the input-side pre-activations ``gi`` (R, G), at the hidden-side
     ones ``gh`` (only when the cell sets ``separate_hh``; otherwise ``gh`` is ``gi``), the part
     of the gradient at ``h_{t-1}`` that does not pass through ``W_hh`` (``dh_direct``, e.g. GRU's
-    ``z * dh``), the gradient at ``c_{t-1}``, and *adds* any direct gradient at x_t into
+    ``z * dh``; only a cell listed in ``steps.DIRECT_HIDDEN`` writes it, for the others the
+    ``W_hh`` product is the whole gradient), the gradient at ``c_{t-1}``, and *adds* any direct gradient at x_t into
     ``dxt[t]`` (only a cell listed in ``steps.DIRECT_INPUT`` may: for the others ``dxt`` is
     left unset until the input GEMM writes it). It must be linear in (dout, dh, dc), as every
     backward pass is.
@@ -348,9 +349,12 @@ def recur_backward(cell, option, separate_hh, split, xt, w_ih, w_hh, hs, cs, cac
     carry_h = np.zeros((R, H), dtype)
     carry_c = np.zeros((R, C), dtype)
     dout = np.zeros((R, H), dtype)
-    dh_direct = np.empty((R, H), dtype)
     dc_prev = np.empty((R, C), dtype)
-    hprop = np.empty((R, H), dtype)
+    # The W_hh path's product lands in hprop, to be added to the direct path; without one, straight
+    # in carry_h (the step has read it by then): a pass over the rows and a zeroing less, a step.
+    direct_hidden = cell in steps.DIRECT_HIDDEN
+    dh_direct = np.empty((R if direct_hidden else 0, H), dtype)
+    hprop = np.empty((R, H), dtype) if direct_hidden else carry_h
     # With one slot these become views of the block's rows at each step (below).
     slot_gi = np.empty((0 if full else R, G), dtype)
     slot_gh = np.empty((0 if full else R, G), dtype) if separate_hh else slot_gi
@@ -428,8 +432,9 @@ def recur_backward(cell, option, separate_hh, split, xt, w_ih, w_hh, hs, cs, cac
                     mm_ab(slot_gh[r_lo:r_hi], w_hh, w_hh_packed, hprop[r_lo:r_hi], OVERWRITE, allowed)
             for slot in range(slots):
                 for r in range(slot * B + b_lo, slot * B + b_hi):
-                    for i in range(H):
-                        carry_h[r, i] = hprop[r, i] + dh_direct[r, i]
+                    if direct_hidden:
+                        for i in range(H):
+                            carry_h[r, i] = hprop[r, i] + dh_direct[r, i]
                     for i in range(C):
                         carry_c[r, i] = dc_prev[r, i]
         previous = j

@@ -2,7 +2,7 @@
 :func:`backward` here.
 
 Each module defines its layout (``GATES``, ``STATES``, ``TAPE``, ``CACHE``, ``SEPARATE_HH``,
-``DIRECT_INPUT``: the one place a cell's numbers live),
+``DIRECT_INPUT``, ``DIRECT_HIDDEN``: the one place a cell's numbers live),
 ``forward(option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)`` and
 ``backward(option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt)`` with
 the contract written in :mod:`fastrnn.kernels._driver`.
@@ -30,6 +30,9 @@ _MODULES = {RNN: rnn, GRU: gru, LSTM: lstm, UGRNN: ugrnn, INTERSECTION: intersec
 #: Cells whose backward step adds a direct gradient into dx (the +RNN's y reads x̃ itself); for the
 #: others dx is the input GEMM alone, written straight into the caller's array.
 DIRECT_INPUT = tuple(cell for cell, module in _MODULES.items() if module.DIRECT_INPUT)
+#: Cells with a gradient at h_{t-1} besides the one through W_hh (GRU's z * dh), which their backward
+#: step writes into ``dh_direct``; for the others the W_hh product is the whole of it.
+DIRECT_HIDDEN = tuple(cell for cell, module in _MODULES.items() if module.DIRECT_HIDDEN)
 #: The number of state parts of each cell, by its id.
 STATE_COUNTS = tuple(len(_MODULES[cell].STATES) for cell in range(len(_MODULES)))
 

@@ -28,6 +28,7 @@ TAPE = ("hs", "cache")  # what forward records for backward, in the kernels' arg
 CACHE = 4  # columns of the cache per step, in units of H
 SEPARATE_HH = True  # the backward step writes the hidden-side gradient gh apart from gi (b_hn sits inside r * (...))
 DIRECT_INPUT = False  # dx is the input GEMM alone
+DIRECT_HIDDEN = True  # h' = ... + z * h: the step writes dh_direct
 
 
 @inlined

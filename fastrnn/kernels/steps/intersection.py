@@ -16,6 +16,7 @@ TAPE = ("xt", "hs", "cache")  # what forward records for backward, in the kernel
 CACHE = 4  # columns of the cache per step, in units of H
 SEPARATE_HH = False  # gh is gi: both pre-activations get the same gradient
 DIRECT_INPUT = True  # the backward step adds y's direct gradient gy * dout into dxt
+DIRECT_HIDDEN = True  # h' = gh * h + ...: the step writes dh_direct
 
 
 @inlined

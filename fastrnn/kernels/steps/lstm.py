@@ -15,6 +15,7 @@ TAPE = ("hs", "cs", "cache")  # what forward records for backward, in the kernel
 CACHE = 5  # columns of the cache per step, in units of H
 SEPARATE_HH = False  # gh is gi: both pre-activations get the same gradient
 DIRECT_INPUT = False  # dx is the input GEMM alone
+DIRECT_HIDDEN = False  # h_{t-1} reaches the step through W_hh alone (c has its own path)
 
 
 @inlined
@@ -58,4 +59,3 @@ def backward(option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_dire
             gi_g[i] = dc_total * ig[i] * (one - gg[i] * gg[i])
             gi_o[i] = dh_total * tanh_c[i] * og[i] * (one - og[i])
             d_c_prev[i] = dc_total * fg[i]
-        dh_direct[row, :] = 0.0

@@ -11,6 +11,7 @@ TAPE = ("hs",)  # what forward records for backward, in the kernels' argument or
 CACHE = 0  # columns of the cache per step, in units of H
 SEPARATE_HH = False  # gh is gi: both pre-activations get the same gradient
 DIRECT_INPUT = False  # dx is the input GEMM alone
+DIRECT_HIDDEN = False  # h_{t-1} reaches h_t through W_hh alone
 
 #: ``option``, the nonlinearity: the codes of :data:`fastrnn.kernels.rnn.NONLINEARITIES`.
 TANH, RELU, SIGMOID = 0, 1, 2
@@ -57,5 +58,3 @@ def backward(option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_dire
             for i in range(H):
                 v = hs[t + 1, b, i]
                 gi[r, i] = (dout[r, i] + dh[r, i]) * v * (one - v)
-        for i in range(H):
-            dh_direct[r, i] = 0.0

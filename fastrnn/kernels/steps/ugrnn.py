@@ -11,6 +11,7 @@ TAPE = ("hs", "cache")  # what forward records for backward, in the kernels' arg
 CACHE = 2  # columns of the cache per step, in units of H
 SEPARATE_HH = False  # gh is gi: both pre-activations get the same gradient
 DIRECT_INPUT = False  # dx is the input GEMM alone
+DIRECT_HIDDEN = True  # h' = g * h + ...: the step writes dh_direct
 
 
 @inlined
