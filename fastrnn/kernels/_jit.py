@@ -23,6 +23,8 @@ import types
 from pathlib import Path
 
 import numba
+import numba.core.cpu
+import numba.core.registry
 from llvmlite import binding as llvm
 from numba.core import cgutils, sigutils
 from numba.core.ccallback import CFunc
@@ -36,8 +38,13 @@ KERNELS = []
 _STAMP_NAME = "fastrnn-kernels.sha256"
 
 
-def _build(fn, **extra):
-    dispatcher = numba.njit(**extra, **JIT_OPTIONS)(fn)
+def _build(fn, unaliased=False, **extra):
+    if unaliased and not numba.config.DISABLE_JIT:
+        options = {key: value for key, value in JIT_OPTIONS.items() if key != "cache"}
+        dispatcher = _UnaliasedDispatcher(py_func=fn, locals={}, targetoptions={"nopython": True, **options, **extra})
+        dispatcher.enable_caching()
+    else:
+        dispatcher = numba.njit(**extra, **JIT_OPTIONS)(fn)
     _keep_reload_hooks(dispatcher)
     if extra.get("inline") != "always" and not getattr(fn, "linked", False):
         _called_by_symbol(dispatcher)
@@ -179,6 +186,52 @@ def c_callable(fn, signature):
         function.compile()
         C_FUNCTIONS[name] = function
     return C_FUNCTIONS[name]
+
+
+# -- functions whose array arguments LLVM may take as not overlapping -----------------------------
+#
+# LLVM vectorises a loop over several arrays only behind a run-time check that none of the ones
+# it writes overlaps any other, one comparison per pair; a pointwise step touches a dozen arrays,
+# and at H = 16 or 20 that check, made again for every batch row, cost more than the arithmetic
+# (LSTM backward step: ~500 instructions of comparisons a row, 3 ns an element). Numba can mark
+# a function's array arguments ``noalias`` (it does for its parallel loops' bodies), which tells
+# LLVM that they do not overlap: no check is needed, and the loops run as vectors. Numba offers
+# this as a compiler flag, not a jit option, hence a target of its own sharing the CPU target's
+# typing and code contexts.
+
+class _UnaliasedOptions(numba.core.cpu.CPUTargetOptions):
+    def finalize(self, flags, options):
+        super().finalize(flags, options)
+        flags.noalias = True
+
+
+class _UnaliasedTarget(numba.core.registry.CPUTarget):
+    options = _UnaliasedOptions
+
+    @property
+    def target_context(self):
+        return numba.core.registry.cpu_target.target_context
+
+    @property
+    def typing_context(self):
+        return numba.core.registry.cpu_target.typing_context
+
+
+class _UnaliasedDispatcher(numba.core.registry.CPUDispatcher):
+    targetdescr = _UnaliasedTarget("cpu")
+
+
+def unaliased_twin(dispatcher, suffix="unaliased"):
+    """A twin of an :func:`inlined` function, compiled as a kernel of its own (called by symbol)
+    whose array arguments LLVM takes as not overlapping (see above): no two of them may share
+    memory that the function writes. Its own name, for Numba's cache files."""
+    fn = getattr(dispatcher, "py_func", dispatcher)  # a plain function under NUMBA_DISABLE_JIT=1
+    twin = types.FunctionType(fn.__code__, fn.__globals__, f"{fn.__name__}_{suffix}", fn.__defaults__,
+                              fn.__closure__)
+    twin.__qualname__ = f"{fn.__qualname__}_{suffix}"
+    twin.__module__ = fn.__module__
+    twin.__doc__ = fn.__doc__
+    return _build(twin, unaliased=True)
 
 
 def linked(fn):
