@@ -52,9 +52,9 @@ round trip, and a dozen of them per step dominated small problems.
     ones ``gh`` (only when the cell sets ``separate_hh``; otherwise ``gh`` is ``gi``), the part
     of the gradient at ``h_{t-1}`` that does not pass through ``W_hh`` (``dh_direct``, e.g. GRU's
     ``z * dh``; only a cell listed in ``steps.DIRECT_HIDDEN`` writes it, for the others the
-    ``W_hh`` product is the whole gradient), the gradient at ``c_{t-1}``, and *adds* any direct gradient at x_t into
-    ``dxt[t]`` (only a cell listed in ``steps.DIRECT_INPUT`` may: for the others ``dxt`` is
-    left unset until the input GEMM writes it). It must be linear in (dout, dh, dc), as every
+    ``W_hh`` product is the whole gradient), the gradient at ``c_{t-1}``, and *adds* any direct
+    gradient at x_t into ``dxt[t]`` (only a cell listed in ``steps.DIRECT_INPUT`` may: for the
+    others ``dxt`` is left unset until the input GEMM writes it). It must be linear in (dout, dh, dc), as every
     backward pass is.
 """
 
