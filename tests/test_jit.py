@@ -120,6 +120,28 @@ def test_compiled_callers_call_a_kernel_by_its_symbol_rather_than_linking_its_co
     assert not any(line.startswith("define") and "forward_into" in line for line in ir.splitlines())
 
 
+@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"), reason="JIT disabled")
+def test_the_gated_backward_steps_are_kernels_whose_arrays_are_unaliased():
+    """The gated cells' backward steps are kernels of their own compiled with Numba's noalias flag,
+    which marks their array arguments noalias for LLVM (what lets their loops vectorise without an
+    overlap check at every batch row); the RNN's stays inlined, and other kernels are unflagged."""
+    from fastrnn.kernels import lstm, steps
+
+    rng = np.random.default_rng(0)
+    T, B, I, H = 3, 2, 3, 4
+    x, h0, c0 = rng.standard_normal((T, B, I)), rng.standard_normal((B, H)), rng.standard_normal((B, H))
+    w = [rng.standard_normal(s) for s in [(4 * H, I), (4 * H, H), (4 * H,), (4 * H,)]]
+    y, h_n, c_n, hs, cs, cache = lstm.forward(x, h0, c0, *w)
+    lstm.backward(x, *w, hs, cs, cache, np.ones_like(y), np.zeros_like(h_n), np.zeros_like(c_n), -1)
+    assert steps._BACKWARD_STEPS[steps.RNN] is steps.rnn.backward
+    step = steps._BACKWARD_STEPS[steps.LSTM]
+    assert step is not steps.lstm.backward and step in _jit.KERNELS
+    # Compiled here or loaded from the cache, an overload keeps its function descriptor.
+    assert step.overloads and all(result.fndesc.noalias for result in step.overloads.values())
+    assert lstm.backward_into.overloads and not any(result.fndesc.noalias
+                                                    for result in lstm.backward_into.overloads.values())
+
+
 USER_MODULE = textwrap.dedent("""
     import numba
     from fastrnn.kernels import rnn
