@@ -221,17 +221,24 @@ class _UnaliasedDispatcher(numba.core.registry.CPUDispatcher):
     targetdescr = _UnaliasedTarget("cpu")
 
 
-def unaliased_twin(dispatcher, suffix="unaliased"):
+def unaliased_twin(dispatcher):
     """A twin of an :func:`inlined` function, compiled as a kernel of its own (called by symbol)
     whose array arguments LLVM takes as not overlapping (see above): no two of them may share
-    memory that the function writes. Its own name, for Numba's cache files."""
+    memory that the function writes."""
+    return _build(_twin(dispatcher, "unaliased", {}, ""), unaliased=True)
+
+
+def _twin(dispatcher, suffix, changed_globals, note):
+    """A copy of a kernel's Python function, with some of its globals changed, under a name of its
+    own: Numba's cache files are named by the function's qualified name and line."""
     fn = getattr(dispatcher, "py_func", dispatcher)  # a plain function under NUMBA_DISABLE_JIT=1
-    twin = types.FunctionType(fn.__code__, fn.__globals__, f"{fn.__name__}_{suffix}", fn.__defaults__,
-                              fn.__closure__)
+    # The module's own globals when none change, so that the twin sees what the original sees.
+    namespace = {**fn.__globals__, **changed_globals} if changed_globals else fn.__globals__
+    twin = types.FunctionType(fn.__code__, namespace, f"{fn.__name__}_{suffix}", fn.__defaults__, fn.__closure__)
     twin.__qualname__ = f"{fn.__qualname__}_{suffix}"
     twin.__module__ = fn.__module__
-    twin.__doc__ = fn.__doc__
-    return _build(twin, unaliased=True)
+    twin.__doc__ = f"{fn.__doc__}{note}" if note else fn.__doc__
+    return twin
 
 
 def linked(fn):
@@ -288,13 +295,8 @@ def threaded(dispatcher):
     threads should pay. :class:`fastrnn.cells.Cell` calls the twin for those, so it is compiled on
     first use there, and never for small problems.
     """
-    fn = getattr(dispatcher, "py_func", dispatcher)  # a plain function under NUMBA_DISABLE_JIT=1
-    twin = types.FunctionType(fn.__code__, {**fn.__globals__, "THREADED": True}, f"{fn.__name__}_threaded",
-                              fn.__defaults__, fn.__closure__)
-    # Its own name: Numba's cache files are named by the function's qualified name and line.
-    twin.__qualname__ = f"{fn.__qualname__}_threaded"
-    twin.__module__ = fn.__module__
-    twin.__doc__ = f"{fn.__doc__}\n\nThe threaded twin (:func:`fastrnn.kernels._jit.threaded`)."
+    twin = _twin(dispatcher, "threaded", {"THREADED": True},
+                 "\n\nThe threaded twin (:func:`fastrnn.kernels._jit.threaded`).")
     return _build(twin, parallel=PRANGE_ONLY)
 
 
