@@ -120,6 +120,57 @@ def test_compiled_callers_call_a_kernel_by_its_symbol_rather_than_linking_its_co
     assert not any(line.startswith("define") and "forward_into" in line for line in ir.splitlines())
 
 
+def _branchy(x):
+    """Many blocks and variables, as the recurrences have."""
+    total = 0.0
+    for i in range(x.shape[0]):
+        if x[i] > 0:
+            total += x[i]
+        elif x[i] < -1:
+            total -= 2 * x[i]
+        else:
+            total += 0.5
+    return total
+
+
+@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"), reason="JIT disabled")
+@pytest.mark.parametrize("module, shared", [("fastrnn.kernels.probe", True), ("elsewhere", False)])
+def test_inlining_a_fastrnn_function_copies_its_scope_once_per_copy(monkeypatch, module, shared):
+    """Numba's inliner copies the callee's IR block by block; for fastrnn's own functions the
+    blocks' copies share one memo, so the scope (every variable) is copied once per copy of the IR
+    rather than once per block. Other packages' functions are inlined as Numba does it. The
+    inlined code computes the same either way."""
+    import copy
+
+    from numba.core import ir
+
+    copies = []
+
+    def counting_deepcopy(self, memo):
+        if self.parent is not None:  # the function's scope, not the global one above it
+            copies.append(self)
+        new = ir.Scope.__new__(ir.Scope)
+        memo[id(self)] = new
+        new.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return new
+
+    function = types.FunctionType(_branchy.__code__, _branchy.__globals__, "_branchy")
+    function.__module__ = module
+    callee = numba.njit(inline="always")(function)
+
+    @numba.njit
+    def caller(x):
+        return callee(x) + 1.0
+
+    monkeypatch.setattr(ir.Scope, "__deepcopy__", counting_deepcopy, raising=False)
+    x = np.array([1.5, -3.0, 0.25, -0.5])
+    assert caller(x) == _branchy(x) + 1.0
+    if shared:  # the IR spliced in, and the copy the inliner keeps unchanged
+        assert len(copies) == 2
+    else:
+        assert len(copies) > 4
+
+
 @pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"), reason="JIT disabled")
 def test_the_gated_backward_steps_are_kernels_whose_arrays_are_unaliased():
     """The gated cells' backward steps are kernels of their own compiled with Numba's noalias flag,

@@ -15,6 +15,7 @@ Options and why:
   seeing them.
 """
 
+import copy
 import functools
 import hashlib
 import importlib
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numba
 import numba.core.cpu
+import numba.core.inline_closurecall
 import numba.core.registry
 from llvmlite import binding as llvm
 from numba.core import cgutils, sigutils
@@ -158,6 +160,56 @@ def _keep_reload_hooks(dispatcher):
         return compiled
 
     cache.load_overload = load_overload
+
+
+# -- Numba's inliner, without copying the callee's variables once per block -----------------------
+#
+# To inline a function, Numba deep-copies the callee's IR (twice: one copy to splice in, one kept
+# unchanged), block by block, each block with a fresh memo. Every variable of a block points to
+# the function's scope, which holds all its variables, so each block's copy copies the whole
+# scope again: blocks times variables. The recurrences inlined into every cell kernel have
+# hundreds of each, and these copies took ~2 s of a cell's ~13 s cold compile (an open Numba
+# issue, numba/numba#8989). Below, the copies made for inlining one of fastrnn's own functions
+# share one memo, so the scope is copied once per copy, as one deep copy of the whole IR would.
+# The copied IR is the same; other packages' inlining is left as it is.
+
+class _SharedMemoCopy:
+    """Stands in for the ``copy`` module inside Numba's inliner: ``deepcopy`` with the memo of the
+    inlining under way, when it inlines one of fastrnn's functions."""
+
+    def __init__(self):
+        self.memo = None
+
+    def deepcopy(self, x, memo=None):
+        return copy.deepcopy(x, self.memo if memo is None else memo)
+
+    def __getattr__(self, name):
+        return getattr(copy, name)
+
+
+def _share_inliner_copies():
+    worker = numba.core.inline_closurecall.InlineWorker
+    if getattr(worker.inline_ir, "fastrnn_shared_memo", False):  # already installed
+        return
+    shim = _SharedMemoCopy()
+    inline_ir = worker.inline_ir
+
+    @functools.wraps(inline_ir)
+    def inline_ir_sharing_copies(self, caller_ir, block, i, callee_ir, *args, **kwargs):
+        func = getattr(getattr(callee_ir, "func_id", None), "func", None)
+        ours = getattr(func, "__module__", "").startswith("fastrnn.")
+        outer, shim.memo = shim.memo, ({} if ours else None)
+        try:
+            return inline_ir(self, caller_ir, block, i, callee_ir, *args, **kwargs)
+        finally:
+            shim.memo = outer
+
+    inline_ir_sharing_copies.fastrnn_shared_memo = True
+    worker.inline_ir = inline_ir_sharing_copies
+    numba.core.inline_closurecall.copy = shim
+
+
+_share_inliner_copies()
 
 
 #: Every C-callable function built by :func:`c_callable`, by qualified name.
