@@ -21,6 +21,7 @@ def test_every_kernel_is_built_with_the_shared_options():
     for dispatcher in _jit.KERNELS:
         options = dispatcher.targetoptions
         assert options["nogil"] is True and options["error_model"] == "numpy", dispatcher
+        assert options["no_cfunc_wrapper"] is True, dispatcher  # compiled callers call kernels directly
         # Only flags that keep IEEE NaN/inf semantics: divergence detection relies on seeing them.
         assert set(options.get("fastmath", ())) <= {"reassoc", "contract"}, dispatcher
         assert dispatcher._cache is not None and type(dispatcher._cache).__name__ == "FunctionCache", dispatcher

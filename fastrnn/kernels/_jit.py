@@ -13,6 +13,12 @@ Options and why:
   branch per division and lets LLVM vectorise the pointwise loops.
 - no ``fastmath``: it assumes there are no NaN or inf, and fastrnn's divergence checks rely on
   seeing them.
+- ``no_cfunc_wrapper=True``: Numba otherwise emits, for every compiled overload, a C-ABI
+  wrapper that only a kernel passed around as a first-class function value would use (Numba's
+  ``FunctionType``; such a use now fails with a ValueError). Generating and optimising those
+  wrappers took ~1 s of a cell's cold first forward+backward (9.6-11.8 s without, 11.1-12.3 s
+  with, interleaved). Compiled callers, yours included, call a kernel directly, and Python
+  through its CPython wrapper, which stays.
 """
 
 import copy
@@ -32,7 +38,7 @@ from numba.core import cgutils, sigutils
 from numba.core.ccallback import CFunc
 from numba.core.imputils import fix_returning_optional, impl_ret_new_ref
 
-JIT_OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
+JIT_OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy", "no_cfunc_wrapper": True}
 
 #: Every dispatcher built by :func:`kernel`, in definition order.
 KERNELS = []
