@@ -185,8 +185,8 @@ def test_the_gated_backward_steps_are_kernels_whose_arrays_are_unaliased():
     w = [rng.standard_normal(s) for s in [(4 * H, I), (4 * H, H), (4 * H,), (4 * H,)]]
     y, h_n, c_n, hs, cs, cache = lstm.forward(x, h0, c0, *w)
     lstm.backward(x, *w, hs, cs, cache, np.ones_like(y), np.zeros_like(h_n), np.zeros_like(c_n), -1)
-    assert steps._BACKWARD_STEPS[steps.RNN] is steps.rnn.backward
-    step = steps._BACKWARD_STEPS[steps.LSTM]
+    assert steps.BACKWARD_STEPS[steps.RNN] is steps.rnn.backward
+    step = steps.BACKWARD_STEPS[steps.LSTM]
     assert step is not steps.lstm.backward and step in _jit.KERNELS
     # Compiled here or loaded from the cache, an overload keeps its function descriptor.
     assert step.overloads and all(result.fndesc.noalias for result in step.overloads.values())

@@ -4,11 +4,14 @@ It owns the time loop, the truncation rule and the big matrix products; a cell c
 its pointwise step math, two jitted functions in :mod:`fastrnn.kernels.steps`.
 
 The two recurrences (:func:`recur_forward`, :func:`recur_backward`) are inlined into each cell's
-kernels, which pass their cell id as a constant; :func:`fastrnn.kernels.steps.forward` resolves
-it at compile time to that cell's step alone. Three choices there come from the compile profile:
+kernels. Each cell gets its own copy of them (:func:`recurrences`), whose step calls are that
+cell's step functions; the cell also passes its id, a constant, for its layout flags. Three
+choices there come from the compile profile:
 
-- the step is chosen by an overload typed for the literal id, not by an if/elif over the ids:
-  the chain had Numba inline, type and lower all five cells' steps before dropping four;
+- the step is a global of the cell's copy, not chosen by an if/elif over the ids, which had
+  Numba inline, type and lower all five cells' steps before dropping four, nor by an overload
+  typed for the literal id, which Numba compiled in full once merely to type it and then
+  inlined anyway (0.4-0.8 s of a cell's cold compile);
 - the recurrences are inlined rather than compiled as functions of their own: when a compiled
   function still linked its callees' code and re-optimised it, one level less halved the LLVM
   time of a cell. Kernels are now called by symbol (:mod:`fastrnn.kernels._jit`), so that reason
@@ -63,7 +66,7 @@ import numpy as np
 
 from . import steps
 from ._gemm import MR, OVERWRITE, VECTOR_BYTES, gemm, pack, packed, packed_shape, splits_itself, threads
-from ._jit import inlined, kernel, linked, reassociating
+from ._jit import inlined, inlined_twin, kernel, linked, reassociating
 
 # Small products are written as loops rather than sent through the tiled product of
 # :mod:`fastrnn.kernels._gemm`, whose fixed cost (packing, edge tiles) dominates there: below
@@ -250,9 +253,26 @@ def _rows(chunk, chunks, rows):
     return chunk * rows // chunks, (chunk + 1) * rows // chunks
 
 
-@inlined
+def recurrences(cell):
+    """``(recur_forward, recur_backward)`` for cell ``cell``: copies of the two below whose
+    ``step_forward``/``step_backward`` are that cell's steps (from :mod:`fastrnn.kernels.steps`),
+    built once per cell by :func:`fastrnn.kernels._jit.inlined_twin` and inlined into its kernels."""
+    if cell not in _RECURRENCES:
+        changed = {"step_forward": steps.FORWARD_STEPS[cell], "step_backward": steps.BACKWARD_STEPS[cell]}
+        _RECURRENCES[cell] = tuple(inlined_twin(template, f"cell{cell}", changed)
+                                   for template in (recur_forward, recur_backward))
+    return _RECURRENCES[cell]
+
+
+_RECURRENCES = {}
+# The templates' step functions: a cell's copy has its own in their place.
+step_forward = step_backward = None
+
+
 def recur_forward(cell, option, split, xt, h0, c0, w_ih, w_hh, b_ih, b_hh, hs, cs, ys, cache):
     """Run cell ``cell``'s step over all T steps, filling ``hs``, ``cs``, ``ys`` and ``cache`` in place.
+
+    A template: :func:`recurrences` gives each cell its copy, whose ``step_forward`` is the cell's.
 
     ``split`` (a compile-time constant) is true in the threaded kernels, compiled with Numba's
     parallel loops: there each step's rows are shared out over the threads allowed.
@@ -297,7 +317,7 @@ def recur_forward(cell, option, split, xt, h0, c0, w_ih, w_hh, b_ih, b_hh, hs, c
             for chunk in numba.prange(chunks):
                 lo, hi = _rows(chunk, chunks, B)
                 mm_abt(hb[t, lo:hi], w_hh, w_hh_packed, hp[lo:hi], allowed)
-                steps.forward(cell, option, t, lo, hi, xp, b_ih, hp, b_hh, xb, hb, cb, yb, kb)
+                step_forward(option, t, lo, hi, xp, b_ih, hp, b_hh, xb, hb, cb, yb, kb)
 
 
 @inlined
@@ -314,10 +334,10 @@ def _sum_slots(rows, B, out, row0, lo, hi):
                 out[row0 + b, i] += rows[j * B + b, i]
 
 
-@inlined
 def recur_backward(cell, option, separate_hh, split, xt, w_ih, w_hh, hs, cs, cache, dy, dh_n, dc_n, truncate,
                    dw_ih, dw_hh, db_ih, db_hh, dxt, dh0, dc0):
-    """Backpropagate through the recurrence with the per-output truncation horizon.
+    """Backpropagate through the recurrence with the per-output truncation horizon (a template, as
+    :func:`recur_forward`).
 
     ``truncate < 0`` means full BPTT. Otherwise the gradient of output t flows through steps
     max(0, t-k) ... t only (and into the initial state when t - k <= 0); ``dh_n``/``dc_n`` count
@@ -416,8 +436,8 @@ def recur_backward(cell, option, separate_hh, split, xt, w_ih, w_hh, hs, cs, cac
                     for i in range(C):
                         carry_c[lo + b, i] += dc_n[b, i]
             for slot in range(slots):
-                steps.backward(cell, option, s, slot * B + b_lo, slot * B + b_hi, xt, hs, cs, cache, dout, carry_h,
-                               carry_c, slot_gi, slot_gh, dh_direct, dc_prev, dxt)
+                step_backward(option, s, slot * B + b_lo, slot * B + b_hi, xt, hs, cs, cache, dout, carry_h, carry_c,
+                              slot_gi, slot_gh, dh_direct, dc_prev, dxt)
             if not full:
                 _sum_slots(slot_gi, B, dgi, row, b_lo, b_hi)
                 if separate_hh:

@@ -286,6 +286,12 @@ def unaliased_twin(dispatcher):
     return _build(_twin(dispatcher, "unaliased", {}, ""), unaliased=True)
 
 
+def inlined_twin(function, suffix, changed_globals):
+    """A copy of the plain function ``function`` with some of its globals changed, built by
+    :func:`inlined` under its own name (see :func:`fastrnn.kernels._driver.recurrences`)."""
+    return _build(_twin(function, suffix, changed_globals, ""), inline="always")
+
+
 def _twin(dispatcher, suffix, changed_globals, note):
     """A copy of a kernel's Python function, with some of its globals changed, under a name of its
     own: Numba's cache files are named by the function's qualified name and line."""

@@ -10,11 +10,14 @@ Nothing is validated here (:class:`fastrnn.IntersectionRNN` does that).
 
 import numpy as np
 
-from ._driver import copy_into, mm_ab, mm_abt, mm_atb, prepare, recur_backward, recur_forward
+from ._driver import copy_into, mm_ab, mm_abt, mm_atb, prepare, recurrences
 from ._gemm import OVERWRITE, packed_shape, threads
 from ._jit import THREADED, kernel, threaded
 from .steps import INTERSECTION as CELL
 from .steps.intersection import CACHE, SEPARATE_HH
+
+# The driver's recurrences, calling this cell's steps.
+recur_forward, recur_backward = recurrences(CELL)
 
 
 @kernel

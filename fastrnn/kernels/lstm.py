@@ -8,10 +8,13 @@ callable from Python and from your own ``@numba.njit`` code. The tape is ``hs``,
 
 import numpy as np
 
-from ._driver import copy_into, recur_backward, recur_forward
+from ._driver import copy_into, recurrences
 from ._jit import THREADED, kernel, threaded
 from .steps import LSTM as CELL
 from .steps.lstm import CACHE, SEPARATE_HH
+
+# The driver's recurrences, calling this cell's steps.
+recur_forward, recur_backward = recurrences(CELL)
 
 
 @kernel

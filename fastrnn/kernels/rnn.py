@@ -12,10 +12,13 @@ does that): out-of-range codes mean sigmoid.
 
 import numpy as np
 
-from ._driver import copy_into, recur_backward, recur_forward
+from ._driver import copy_into, recurrences
 from ._jit import THREADED, kernel, threaded
 from .steps import RNN as CELL
 from .steps.rnn import RELU, SEPARATE_HH, SIGMOID, TANH
+
+# The driver's recurrences, calling this cell's steps.
+recur_forward, recur_backward = recurrences(CELL)
 
 #: ``nonlinearity`` codes: an int, because a string argument costs ~1.6 µs per call to unbox.
 NONLINEARITIES = {"tanh": TANH, "relu": RELU, "sigmoid": SIGMOID}

@@ -1,5 +1,5 @@
-"""Pointwise step math, one module per cell; the driver reaches them through :func:`forward` and
-:func:`backward` here.
+"""Pointwise step math, one module per cell; the driver reaches them through :data:`FORWARD_STEPS`
+and :data:`BACKWARD_STEPS` here (each cell's copy of the recurrences calls its own).
 
 Each module defines its layout (``GATES``, ``STATES``, ``TAPE``, ``CACHE``, ``SEPARATE_HH``,
 ``DIRECT_INPUT``, ``DIRECT_HIDDEN``: the one place a cell's numbers live),
@@ -13,12 +13,9 @@ float64 (half the elements a vector, and conversions both ways). NumPy, and so t
 keeps such expressions in float32.
 """
 
-from numba import types
-from numba.extending import overload
-
 from .._jit import unaliased_twin
 
-# Cell ids, passed to the driver as compile-time literals so that it specialises per cell.
+# Cell ids, passed to the driver as compile-time literals (its layout flags: DIRECT_INPUT, ...).
 RNN = 0
 GRU = 1
 LSTM = 2
@@ -47,33 +44,9 @@ def tape_shapes(module, T, B, H):
     return [shapes[name] for name in module.TAPE]
 
 
-def forward(cell, option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
-    """Step ``t`` of cell ``cell``'s forward recurrence (plain Python, or resolved at compile time)."""
-    _MODULES[cell].forward(option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)
-
-
-def backward(cell, option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
-    """Step ``t`` of cell ``cell``'s backward recurrence (plain Python, or resolved at compile time)."""
-    _MODULES[cell].backward(option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt)
-
-
-# In compiled code the cell is a literal, and typing picks that cell's step alone: an if/elif
-# over the cell ids had Numba inline, type and lower all five cells' steps into every
-# specialisation of the driver before the dead branches went (a third of a cell's compile time).
-# The chosen step is inlined into the time loop (a call passing a dozen arrays costs
-# reference-count traffic on each of them, every step).
-
-@overload(forward, inline="always")
-def _forward(cell, option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
-    if not isinstance(cell, types.IntegerLiteral):
-        return None
-    step = _MODULES[cell.literal_value].forward
-
-    def impl(cell, option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache):
-        step(option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)
-
-    return impl
-
+#: Each cell's forward step, by its id: inlined into the time loop (a call passing a dozen arrays
+#: costs reference-count traffic on each of them, every step).
+FORWARD_STEPS = {cell: module.forward for cell, module in _MODULES.items()}
 
 #: The gated cells' backward steps as kernels of their own, called once a step, whose arrays LLVM
 #: knows not to overlap (:func:`fastrnn.kernels._jit.unaliased_twin`). Inlined, their loops over
@@ -84,17 +57,6 @@ def _forward(cell, option, t, lo, hi, xp, b_ih, hp, b_hh, xt, hs, cs, ys, cache)
 #: step takes 25-40 ns longer). The RNN's step, four arrays, vectorises inlined, and a call
 #: would cost more than the whole step: it stays inlined, as do the forward steps, which their
 #: activations bound (no gain measured).
-_BACKWARD_STEPS = {cell: unaliased_twin(module.backward) if cell != RNN else module.backward
-                   for cell, module in _MODULES.items()}
+BACKWARD_STEPS = {cell: unaliased_twin(module.backward) if cell != RNN else module.backward
+                  for cell, module in _MODULES.items()}
 
-
-@overload(backward, inline="always")
-def _backward(cell, option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
-    if not isinstance(cell, types.IntegerLiteral):
-        return None
-    step = _BACKWARD_STEPS[cell.literal_value]
-
-    def impl(cell, option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt):
-        step(option, t, lo, hi, xt, hs, cs, cache, dout, dh, dc, gi, gh, dh_direct, dc_prev, dxt)
-
-    return impl
