@@ -256,15 +256,12 @@ def _rows(chunk, chunks, rows):
 def recurrences(cell):
     """``(recur_forward, recur_backward)`` for cell ``cell``: copies of the two below whose
     ``step_forward``/``step_backward`` are that cell's steps (from :mod:`fastrnn.kernels.steps`),
-    built once per cell by :func:`fastrnn.kernels._jit.inlined_twin` and inlined into its kernels."""
-    if cell not in _RECURRENCES:
-        changed = {"step_forward": steps.FORWARD_STEPS[cell], "step_backward": steps.BACKWARD_STEPS[cell]}
-        _RECURRENCES[cell] = tuple(inlined_twin(template, f"cell{cell}", changed)
-                                   for template in (recur_forward, recur_backward))
-    return _RECURRENCES[cell]
+    built by :func:`fastrnn.kernels._jit.inlined_twin` and inlined into its kernels (each cell's
+    kernel module asks once, at import)."""
+    changed = {"step_forward": steps.FORWARD_STEPS[cell], "step_backward": steps.BACKWARD_STEPS[cell]}
+    return tuple(inlined_twin(template, f"cell{cell}", changed) for template in (recur_forward, recur_backward))
 
 
-_RECURRENCES = {}
 # The templates' step functions: a cell's copy has its own in their place.
 step_forward = step_backward = None
 
