@@ -11,7 +11,7 @@ A cell owns its parameters and calls either :mod:`fastrnn.kernels` (``backend="n
 
 import importlib
 import math
-from operator import attrgetter, is_, itemgetter
+from operator import is_, itemgetter
 
 import numpy as np
 
@@ -24,28 +24,29 @@ from .compilation import first_call
 from .kernels import steps
 from .kernels._driver import STEP_WORK
 from .kernels._gemm import MR
-from .kernels.checks import all_finite
+from .kernels._jit import entry_point
+from .kernels.checks import all_finite, all_finite_in
 from .layer import MAX_SIZE, DescriptionError, Layer, is_size
 
 BACKENDS = {"numba": "fastrnn.kernels", "numpy": "fastrnn.reference"}
 
-_SHAPE_AND_DTYPE = attrgetter("shape", "dtype")
-
-
 class Tape:
     """What :meth:`Cell.backward` needs from a forward call. Opaque; bound to the cell that made it."""
 
-    __slots__ = ("owner", "x", "arrays")
+    __slots__ = ("owner", "x", "arrays", "key")
 
     def __init__(self, owner, x, arrays):
         self.owner = owner
         self.x = x
         self.arrays = arrays
+        # x's shape as forward saw it: the tape's arrays are sized by it, and a shape set on x in
+        # place since then must not reach a kernel.
+        self.key = x.shape
 
     @property
     def shape(self):
         """(T, B) of the sequence this tape recorded."""
-        return self.x.shape[:2]
+        return self.key[:2]
 
     def __repr__(self):
         T, B = self.shape
@@ -66,6 +67,41 @@ class _Plan:
 
     def __init__(self, forward, backward, small, zeros):
         self.forward, self.backward, self.small, self.zeros = forward, backward, small, zeros
+
+
+class _Checked:
+    """What the last check of a cell's parameters found (see :meth:`Cell._checked_params`).
+
+    ``arrays`` are the kernels' parameter arguments in order: the cell's own views of the arrays
+    in ``params`` (placeholders for absent ones), ``middle`` those followed by the options;
+    ``present`` the checked arrays of ``params`` themselves; ``seen`` and ``version`` the
+    :class:`fastrnn._params.Parameters` they came from and its version then (None, None for any
+    other mapping, or for arrays a call cannot skip Numba's typing with, see :data:`_PLAIN`).
+    """
+
+    __slots__ = ("arrays", "middle", "present", "seen", "version")
+
+    def __init__(self, arrays, middle, present, seen, version):
+        self.arrays, self.middle, self.present, self.seen, self.version = arrays, middle, present, seen, version
+
+
+#: The bits of ``ndarray.flags.num`` (NumPy's NPY_ARRAY_C_CONTIGUOUS, _ALIGNED, _WRITEABLE) of
+#: an array that Numba types as a plain C-contiguous one. A call repeated with such inputs has
+#: the argument types of the call it repeats, whose compiled code it can then run directly.
+_PLAIN = 0x1 | 0x100 | 0x400
+
+
+class _Repeat:
+    """A call over one input shape that the cell has made, ready to be made again (see
+    :meth:`Cell.forward`): its ``plan``, and the compiled code that ran for exactly its argument
+    types, taken from Numba's dispatchers: ``kernel``, and the finiteness checks of its input
+    (x, or dy of shape ``dy_shape``) alone, ``finite``, and with the state parts, ``finite_with``."""
+
+    __slots__ = ("plan", "kernel", "finite", "finite_with", "dy_shape")
+
+    def __init__(self, plan, kernel, finite, finite_with, dy_shape):
+        self.plan, self.kernel, self.dy_shape = plan, kernel, dy_shape
+        self.finite, self.finite_with = finite, finite_with
 
 
 class Cell(Layer):
@@ -118,6 +154,11 @@ class Cell(Layer):
         # What the last check of the parameters found (see _checked_params): at 8x1x2x16 a check
         # done afresh costs 0.9 µs in a plain loop, half the forward kernel's time.
         self._checked = None
+        # Input shape -> _Repeat: calls made before, which the next call of the same shape repeats
+        # with only the checks whose outcome can have changed (see forward).
+        self._repeat_forward, self._repeat_backward = {}, {}
+        self._n_states = len(self._state_names)
+        self._names = tuple(self._shapes)
         names = [name for name, _, placeholder in self._layout if placeholder is None]
         self._present_params = itemgetter(*names) if len(names) > 1 else lambda params: (params[names[0]],)
         self._plans = {}
@@ -207,33 +248,30 @@ class Cell(Layer):
     def _param_list(self):
         """The kernels' parameter arguments in their order, each checked (the arrays are live:
         the user may have replaced one); an absent parameter is an empty placeholder."""
-        return self._checked_params()[0]
+        return self._checked_params().arrays
 
     def _checked_params(self):
-        """The parameters checked now, as the tuple the last full check made:
+        """The parameters checked now: a :class:`_Checked`.
 
-        ``(arrays, middle, present, expected, seen, version)``: the kernels' parameter arguments
-        (placeholders included), those followed by the options, the present parameters, their
-        (shape, dtype), and the dict they came from with its version (see :meth:`_seen`).
+        The kernels get views of the arrays in ``params`` that the cell makes and keeps to itself.
+        A view shares its array's memory, so values written into a parameter reach the kernels, but
+        nothing done to the array object (its ``shape`` or ``dtype`` set in place) changes a view:
+        once an array is checked, its views stay valid for as long as ``params`` holds it. So the
+        arrays are checked again only when ``params`` may hold others: when Parameters' version
+        has moved, or, for any other mapping, when a lookup finds another array object.
         """
-        params, dtype, checked = self.params, self.dtype, self._checked
+        params, checked = self.params, self._checked
         if checked is not None:
-            # The same array objects as at the last check, with the same shape and dtype (both
-            # assignable in place): nothing that check looked at can have changed. Unchanged
-            # Parameters say so by their version; any other mapping is looked up, by a C-level
-            # map over the present parameters.
-            _, _, present, expected, seen, version = checked
-            if params is seen and params.version == version:
-                same = True
-            else:
-                try:
-                    same = all(map(is_, self._present_params(params), present))
-                except (KeyError, TypeError):  # a parameter deleted, or params no longer a mapping
-                    same = False
-                if same:
-                    self._checked = checked = (*checked[:4], *self._seen(params))
-            if same and list(map(_SHAPE_AND_DTYPE, present)) == expected:
+            if params is checked.seen and params.version == checked.version:
                 return checked
+            try:  # a C-level map over the present parameters
+                same = all(map(is_, self._present_params(params), checked.present))
+            except (KeyError, TypeError):  # a parameter deleted, or params no longer a mapping
+                same = False
+            if same:
+                checked.seen, checked.version = self._seen(params, checked.arrays)
+                return checked
+        dtype = self.dtype
         arrays = []
         for name, shape, placeholder in self._layout:
             if placeholder is not None:
@@ -245,17 +283,21 @@ class Cell(Layer):
                     or not array.flags.c_contiguous:
                 v.check_param(name, array, dtype, shape)
             arrays.append(array)
-        arrays = tuple(arrays)  # handed out again: not to be changed by a caller
         present = tuple(array for array, (_, _, placeholder) in zip(arrays, self._layout) if placeholder is None)
-        self._checked = (arrays, (*arrays, *self._options()), present, list(map(_SHAPE_AND_DTYPE, present)),
-                         *self._seen(params))
+        views = tuple(array if placeholder is not None else array.view()
+                      for array, (_, _, placeholder) in zip(arrays, self._layout))
+        self._checked = _Checked(views, (*views, *self._options()), present, *self._seen(params, views))
         return self._checked
 
     @staticmethod
-    def _seen(params):
+    def _seen(params, views):
         """(the dict, its version) for Parameters, whose version tells when it changes; (None, None)
-        for any other mapping, which is looked up at every call."""
-        return (params, params.version) if type(params) is Parameters else (None, None)
+        for any other mapping, which is looked up at every call, or when a view is not
+        :data:`_PLAIN` (a read-only or unaligned parameter), which keeps calls from being repeated
+        without Numba's typing."""
+        if type(params) is Parameters and all(view.flags.num & _PLAIN == _PLAIN for view in views):
+            return params, params.version
+        return None, None
 
     # -- state handling -----------------------------------------------------------------------
 
@@ -354,11 +396,11 @@ class Cell(Layer):
 
     def _forward_args(self, x, states, outputs):
         """``outputs``: y, the final state parts, the tape."""
-        return (x, *states, *self._checked_params()[1], *outputs)
+        return (x, *states, *self._checked_params().middle, *outputs)
 
     def _backward_args(self, x, tape, dy, dstates, k, outputs):
         """``outputs``: the parameter gradients (placeholders included), dx, the initial state parts."""
-        return (x, *self._checked_params()[1], *tape, dy, *dstates, k, *outputs)
+        return (x, *self._checked_params().middle, *tape, dy, *dstates, k, *outputs)
 
     def kernel_calls(self, x, state, dy, dstate, truncate=None):
         """The backend's ``forward_into`` and ``backward_into`` bound to these inputs and to outputs
@@ -408,6 +450,25 @@ class Cell(Layer):
         tape : Tape
             What :meth:`backward` needs.
         """
+        if type(x) is np.ndarray:
+            # A call of a shape made before, with the checks whose outcome can have changed since:
+            # the inputs' types, layouts and values, and whether params holds other arrays. Its
+            # compiled code then runs without Numba's typing of every argument (see _Repeat).
+            repeat = self._repeat_forward.get(x.shape)
+            if repeat is not None and x.dtype is self.dtype and x.flags.num & _PLAIN == _PLAIN:
+                plan = repeat.plan
+                if state is None:
+                    states = plan.zeros
+                    finite = repeat.finite((x,))
+                else:
+                    states = self._plain_parts(state, plan.zeros)
+                    finite = states is not None and repeat.finite_with((x, *states))
+                checked, params = self._checked, self.params
+                if finite and params is checked.seen and params.version == checked.version:
+                    outputs = plan.forward.take()
+                    repeat.kernel(x, *states, *checked.middle, *outputs)
+                    return self._forward_results(x, outputs)
+        given = x
         x = self._sequence("x", x, (None, None, self.input_size), "T, B, input_size")
         T, B, _ = x.shape
         plan = self._plans.get((T, B)) or self._plan(T, B)
@@ -419,8 +480,49 @@ class Cell(Layer):
             space = self._workspace
             outputs = [space.empty(i, shape, self.dtype) if i == 0 or i > n else np.empty(shape, self.dtype)
                        for i, shape in enumerate(plan.forward.shapes)]
-        self._call("forward", B, self._forward_args(x, states, outputs))
+        args = self._forward_args(x, states, outputs)
+        self._call("forward", B, args)
+        if x is given:
+            self._remember(self._repeat_forward, "forward", plan, B, args, x)
+        return self._forward_results(x, outputs)
+
+    def _forward_results(self, x, outputs):
+        """What forward returns, from the arrays its kernel wrote."""
+        n = self._n_states
         return outputs[0], outputs[1] if n == 1 else tuple(outputs[1:n + 1]), Tape(self, x, tuple(outputs[n + 1:]))
+
+    def _remember(self, repeats, direction, plan, B, args, checked, dy_shape=None):
+        """Keep a call just made (``args``; ``checked`` is its x or dy) to be repeated by the next
+        of its shape, if that can skip Numba's typing: a small call (a large one takes arrays from
+        the workspace, not from ``plan``), on one thread, compiled already, whose arrays are all
+        :data:`_PLAIN` (a given state's too: states of those types are what it is repeated with)."""
+        if not plan.small or B >= 2 * MR or checked.size > v.SMALL or self._checked.seen is None \
+                or len(repeats) >= 16 or direction in self._fresh \
+                or not all(a.flags.num & _PLAIN == _PLAIN for a in args if type(a) is np.ndarray):
+            return
+        alone, with_states = (checked,), (checked, *plan.zeros)
+        all_finite_in(alone), all_finite_in(with_states)  # compiled here, if they are not yet
+        kernel = entry_point(self._kernels[direction][0], args)
+        finite, finite_with = entry_point(all_finite_in, (alone,)), entry_point(all_finite_in, (with_states,))
+        if None not in (kernel, finite, finite_with):
+            repeats[args[0].shape] = _Repeat(plan, kernel, finite, finite_with, dy_shape)
+
+    def _plain_parts(self, state, zeros):
+        """The parts of a given ``state`` (or ``dstate``), when each is a :data:`_PLAIN` array of the
+        cell's dtype and of the shape of ``zeros``' parts (what a repeated call can take as it is);
+        else None. Their values are not looked at."""
+        if type(state) is np.ndarray:  # one part, or a mistake that the full check words
+            parts = (state,)
+        elif type(state) is tuple and len(state) == len(zeros):
+            parts = state
+        else:
+            return None
+        shape, dtype = zeros[0].shape, self.dtype
+        for part in parts:
+            if type(part) is not np.ndarray or part.dtype is not dtype or part.shape != shape \
+                    or part.flags.num & _PLAIN != _PLAIN:
+                return None
+        return parts if len(parts) == len(zeros) else None
 
     def backward(self, tape, dy, dstate=None, truncate=None):
         """Backpropagate through the sequence recorded in ``tape``.
@@ -446,14 +548,39 @@ class Cell(Layer):
         dstate : ndarray, shape (B, hidden_size)
             Gradient at the initial state (a pair for LSTM).
         """
+        if type(tape) is Tape and tape.owner is self and type(dy) is np.ndarray:
+            # x was checked by forward, but not necessarily as plain, and its shape can have been
+            # set in place since (the full path refuses that).
+            x = tape.x
+            repeat = self._repeat_backward.get(tape.key)
+            if repeat is not None and dy.shape == repeat.dy_shape and dy.dtype is self.dtype \
+                    and dy.flags.num & _PLAIN == _PLAIN and x.flags.num & _PLAIN == _PLAIN \
+                    and x.shape == tape.key:
+                plan = repeat.plan
+                if dstate is None:
+                    dstates = plan.zeros
+                    finite = repeat.finite((dy,))
+                else:
+                    dstates = self._plain_parts(dstate, plan.zeros)
+                    finite = dstates is not None and repeat.finite_with((dy, *dstates))
+                checked, params = self._checked, self.params
+                if finite and params is checked.seen and params.version == checked.version:
+                    k = -1 if truncate is None else v.check_truncate(truncate)
+                    outputs = plan.backward.take()
+                    repeat.kernel(x, *checked.middle, *tape.arrays, dy, *dstates, k, *outputs)
+                    return self._backward_results(outputs)
         if not isinstance(tape, Tape):
             raise TypeError(f"tape: expected the Tape returned by forward, got {type(tape).__name__}")
         if tape.owner is not self:
             raise ValueError(f"tape: it was made by another cell ({tape.owner!r}); "
                              f"backward needs a tape from this cell's own forward")
         x = tape.x
+        if x.shape != tape.key:
+            raise ValueError(f"tape: its x has been reshaped in place since forward, from "
+                             f"{tape.key} to {x.shape}")
         T, B, _ = x.shape
         k = -1 if truncate is None else v.check_truncate(truncate)
+        given = dy
         dy = self._sequence("dy", dy, (T, B, self.output_size), "T, B, output_size of the tape")
         plan = self._plans.get((T, B)) or self._plan(T, B)
         dstates = plan.zeros if dstate is None else self._states("dstate", dstate, B)
@@ -464,11 +591,19 @@ class Cell(Layer):
             space = self._workspace
             outputs = [space.empty("dx", shape, self.dtype) if i == n else np.empty(shape, self.dtype)
                        for i, shape in enumerate(plan.backward.shapes)]
-        self._call("backward", B, self._backward_args(x, tape.arrays, dy, dstates, k, outputs))
-        grads = dict(zip(self._shapes, outputs))
+        args = self._backward_args(x, tape.arrays, dy, dstates, k, outputs)
+        self._call("backward", B, args)
+        if dy is given:
+            self._remember(self._repeat_backward, "backward", plan, B, args, dy, dy.shape)
+        return self._backward_results(outputs)
+
+    def _backward_results(self, outputs):
+        """What backward returns, from the arrays its kernel wrote."""
+        n = len(self._names)
+        grads = dict(zip(self._names, outputs))
         if not self._all_present:
             grads = {name: grad for name, grad in grads.items() if self._present(grad.shape)}
-        return grads, outputs[n], outputs[n + 1] if len(dstates) == 1 else tuple(outputs[n + 1:])
+        return grads, outputs[n], outputs[n + 1] if self._n_states == 1 else tuple(outputs[n + 1:])
 
     def __repr__(self):
         return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, dtype={self.dtype.name!r}, "

@@ -145,22 +145,33 @@ def test_tape_from_another_cell(case, run):
 
 
 def test_params_are_checked_again_after_a_call(cell):
-    """The cell skips re-checking parameters it has already seen; a replaced array, or one
-    reshaped or retyped in place, is still checked (and a good replacement is used)."""
+    """The cell skips re-checking parameters it has already seen: it keeps its own views of their
+    memory. Values written into an array reach the kernels; a shape or dtype set on the array
+    object in place changes nothing the cell computes (the kernels never read it under another
+    layout); a replaced array is checked at the next call, and a good replacement is used."""
     x = np.random.default_rng(0).standard_normal((3, 1, 3))
     y, _, _ = cell.forward(x)
     weight = cell.params["weight_hh"]
     rows = weight.shape[0]
     weight.shape = (rows * 4,)
-    with pytest.raises(ValueError, match=rf"params\['weight_hh'\]: expected a float64 array of shape \({rows}, 4\)"):
-        cell.forward(x)
+    np.testing.assert_array_equal(cell.forward(x)[0], y)
+    weight.dtype = np.float32  # (rows * 8,) of float32 over the same bytes
+    np.testing.assert_array_equal(cell.forward(x)[0], y)
+    weight.dtype = np.float64
+    weight *= 2.0  # in place, through the reshaped array object: the values reach the kernels
+    doubled, _, _ = cell.forward(x)
+    assert not np.array_equal(doubled, y)
+    weight /= 2.0
+    np.testing.assert_array_equal(cell.forward(x)[0], y)
     weight.shape = (rows, 4)
     cell.params["weight_hh"] = weight.astype(np.float32)
     with pytest.raises(ValueError, match=r"params\['weight_hh'\]: expected a float64 array"):
         cell.forward(x)
+    cell.params["weight_hh"] = weight.reshape(rows * 4)
+    with pytest.raises(ValueError, match=rf"params\['weight_hh'\]: expected a float64 array of shape \({rows}, 4\)"):
+        cell.forward(x)
     cell.params["weight_hh"] = weight * 2.0
-    doubled, _, _ = cell.forward(x)
-    assert not np.array_equal(doubled, y)
+    np.testing.assert_array_equal(cell.forward(x)[0], doubled)
     cell.params["weight_hh"] = weight
     np.testing.assert_array_equal(cell.forward(x)[0], y)
 

@@ -372,6 +372,22 @@ def reassociating(fn):
     return _build(fn, fastmath={"reassoc", "contract"})
 
 
+def entry_point(dispatcher, args):
+    """The compiled wrapper that ``dispatcher(*args)`` runs: a built-in function of the same
+    arguments, without the dispatcher's typing of each argument (0.25 µs of a 2 µs call that
+    passes ten arrays). None where there is none: under ``NUMBA_DISABLE_JIT``, or before the
+    dispatcher has compiled or loaded code for these argument types.
+
+    The wrapper converts its arguments as if they had those types, unchecked: a caller must make
+    sure that every later call passes arguments of exactly the same Numba types.
+    """
+    overloads = getattr(dispatcher, "overloads", None)
+    if not overloads:
+        return None
+    compiled = overloads.get(tuple(map(dispatcher.typeof_pyval, args)))
+    return None if compiled is None else compiled.entry_point
+
+
 def with_python_fallback(fallback):
     """Decorator for a Numba ``@intrinsic``: under ``NUMBA_DISABLE_JIT=1`` the plain-Python
     ``fallback`` (same arguments, same result) stands in for it, since an intrinsic only exists

@@ -5,6 +5,8 @@ faster, and the public layer uses it there.)"""
 
 import math
 
+from numba import literal_unroll
+
 from ._jit import kernel
 
 
@@ -18,4 +20,16 @@ def all_finite(a):
     for i in range(flat.size):
         if not math.isfinite(flat[i]):
             return False
+    return True
+
+
+@kernel
+def all_finite_in(arrays):
+    """Whether every element of every one of the C-contiguous ``arrays`` (a tuple) is finite: the
+    checks of one call's inputs (x and the state parts) in one compiled call instead of one each."""
+    for a in literal_unroll(arrays):
+        flat = a.reshape(a.size)
+        for i in range(flat.size):
+            if not math.isfinite(flat[i]):
+                return False
     return True
