@@ -7,9 +7,10 @@ conversions."""
 import numpy as np
 import pytest
 
+from fastrnn.kernels._gemm import MR
 from fastrnn.kernels._jit import entry_point
 from fastrnn.kernels.checks import all_finite_in
-from fastrnn.registry import make_inputs
+from fastrnn.registry import BY_NAME, make_inputs
 
 T, B = 5, 2
 
@@ -59,18 +60,18 @@ def test_repeated_calls_give_the_results_of_first_calls(case, dtype, cell, with_
     assert inputs["x"].shape in cell._repeat_backward
 
 
-def test_numpy_backend_and_threaded_calls_are_not_repeated(case):
-    """Only the numba backend's one-thread calls are repeated; threaded ones are chosen at every
-    call (the thread count may change between calls)."""
+def test_only_the_numba_backends_calls_of_few_rows_are_repeated(case):
+    """The numpy backend has no compiled code to repeat; and from 2 MR rows a call may go to the
+    threaded twin, chosen at every call (the thread count may change between calls)."""
     reference = case.make(3, 4, seed=0, backend="numpy")
     inputs = make_inputs(reference, T, B, seed=1)
     for _ in range(2):
         reference.backward(reference.forward(inputs["x"])[2], inputs["dy"])
     assert not reference._repeat_forward and not reference._repeat_backward
-    cell = case.make(3, 64, seed=0)
-    wide = make_inputs(cell, 2, 64, seed=1)
+    cell = case.make(3, 4, seed=0)
+    many = make_inputs(cell, 2, 2 * MR, seed=1)
     for _ in range(2):
-        cell.backward(cell.forward(wide["x"])[2], wide["dy"])
+        cell.backward(cell.forward(many["x"])[2], many["dy"])
     assert not cell._repeat_forward and not cell._repeat_backward
 
 
@@ -113,18 +114,14 @@ def test_a_repeated_call_takes_other_layouts_and_types_through_the_full_checks(c
     repeat_ready(cell, inputs)
     other = np.longdouble if dtype == "float64" else np.float64  # a wider dtype: converted back exactly
 
-    def readonly(a):
-        a = a.copy()
-        a.flags.writeable = False
-        return a
-
     def strided(a):  # same values, not C-contiguous
         wide = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
         wide[..., ::2] = a
         return wide[..., ::2]
 
     # Another dtype is converted.
-    for change in (readonly, strided, np.asfortranarray, lambda a: a.tolist(), lambda a: a.astype(other)):
+    # (A read-only input takes them too, but compiles the kernels for it: see the test below.)
+    for change in (strided, np.asfortranarray, lambda a: a.tolist(), lambda a: a.astype(other)):
         for name in inputs:  # one input at a time: the others would take the full checks along
             changed = dict(inputs, **{name: each(inputs[name], change)})
             y, final, tape = cell.forward(changed["x"], changed["state"])
@@ -138,6 +135,31 @@ def test_a_repeated_call_takes_other_layouts_and_types_through_the_full_checks(c
         cell.forward(inputs["x"], parts(inputs["state"])[0][:1])
     with pytest.raises(ValueError, match="dy: expected shape"):
         cell.backward(tape, inputs["dy"][:, :1])
+
+
+def readonly(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+def test_read_only_inputs_and_parameters_take_the_full_checks():
+    """Numba types a read-only array apart (and compiles the kernels for it), so a call with one
+    is not repeated with the code of plain ones. One cell: each compile takes seconds."""
+    case = BY_NAME["rnn-tanh"]
+    cell = case.make(3, 4, seed=0)
+    inputs = make_inputs(cell, T, B, seed=1)
+    expected = first_calls(case, "float64", inputs, True, None)
+    repeat_ready(cell, inputs)
+    for name in ("x", "dy"):
+        changed = dict(inputs, **{name: readonly(inputs[name])})
+        y, final, tape = cell.forward(changed["x"], changed["state"])
+        grads, dx, dstart = cell.backward(tape, changed["dy"], changed["dstate"])
+        for got, want in zip((y, final, grads, dx, dstart), expected, strict=True):
+            assert_same(got, want)
+    cell.params["weight_hh"] = readonly(cell.params["weight_hh"])
+    np.testing.assert_array_equal(cell.forward(inputs["x"], inputs["state"])[0], expected[0])
+    assert cell._checked.seen is None  # calls with it are not repeated
 
 
 def test_a_tapes_x_reshaped_in_place_is_refused(cell):
@@ -162,11 +184,6 @@ def test_a_repeated_call_sees_replaced_and_rewritten_parameters(cell):
     weight *= 2.0
     np.testing.assert_array_equal(cell.forward(inputs["x"], inputs["state"])[0], doubled)
     weight /= 2.0
-    readonly = weight.copy()
-    readonly.flags.writeable = False  # a parameter Numba types differently: never repeated with
-    cell.params["weight_hh"] = readonly
-    np.testing.assert_array_equal(cell.forward(inputs["x"], inputs["state"])[0], y)
-    assert cell._checked.seen is None
     cell.params = dict(cell.params, weight_hh=weight * 2.0)  # a plain dict: looked up at every call
     np.testing.assert_array_equal(cell.forward(inputs["x"], inputs["state"])[0], doubled)
     cell.params["weight_hh"] = np.zeros((1, 1))
