@@ -11,6 +11,11 @@ from .kernels.checks import all_finite
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
+#: The bits of ``ndarray.flags.num`` (NumPy's NPY_ARRAY_C_CONTIGUOUS, _ALIGNED, _WRITEABLE) of a
+#: plain array: what the kernels are compiled for. Numba types a read-only or unaligned array
+#: apart and would compile every kernel again for it (seconds), so such input is copied instead.
+PLAIN = 0x1 | 0x100 | 0x400
+
 #: Up to this many elements the finiteness check is the compiled loop :func:`all_finite` (0.3
 #: against NumPy's 2.2 µs at 256 elements); above it NumPy's vectorised check (60 against the
 #: loop's 140 µs at 2^18).
@@ -81,13 +86,14 @@ def as_float_array(name, value, dtype, shape, hint=""):
 
     ``shape`` is a tuple whose entries are ints or None (any size >= 1). Integer input is converted;
     bool, complex, object and other non-numeric data raise TypeError. The result is always a
-    new array or one the caller may keep: kernels never write into it. Messages are formatted
+    new array or one the caller may keep: kernels never write into it. It is always
+    :data:`PLAIN` (C-contiguous, aligned, writeable). Messages are formatted
     only when raising: this runs on every call of a cell.
     """
     array = value if type(value) is np.ndarray else np.asarray(value)
     # An array already in the kernels' dtype and layout (the common case) skips the dtype-kind
     # check and the conversion.
-    converted = array.dtype is not dtype or not array.flags.c_contiguous
+    converted = array.dtype is not dtype or array.flags.num & PLAIN != PLAIN
     if converted and array.dtype.kind not in "fiu":
         raise TypeError(f"{name}: expected real floating-point (or integer) data, got dtype {array.dtype.name}")
     if array.ndim != len(shape):
@@ -96,8 +102,8 @@ def as_float_array(name, value, dtype, shape, hint=""):
     for want, got in zip(shape, array.shape):
         if (want is None and got < 1) or (want is not None and want != got):
             raise ValueError(f"{name}: expected shape {_expected(shape, hint)}, got {_describe(array.shape)}")
-    if converted:
-        array = np.ascontiguousarray(array, dtype=dtype)
+    if converted:  # a copy even where the layout alone would allow none: see PLAIN
+        array = np.array(array, dtype=dtype, order="C")
     finite = all_finite(array) if array.size <= SMALL else np.isfinite(array).all()
     if not finite:
         raise ValueError(f"{name}: contains NaN or infinite values")

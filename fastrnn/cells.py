@@ -85,10 +85,10 @@ class _Checked:
         self.arrays, self.middle, self.present, self.seen, self.version = arrays, middle, present, seen, version
 
 
-#: The bits of ``ndarray.flags.num`` (NumPy's NPY_ARRAY_C_CONTIGUOUS, _ALIGNED, _WRITEABLE) of
-#: an array that Numba types as a plain C-contiguous one. A call repeated with such inputs has
-#: the argument types of the call it repeats, whose compiled code it can then run directly.
-_PLAIN = 0x1 | 0x100 | 0x400
+#: A plain array's flags (:data:`fastrnn._validation.PLAIN`): what Numba types as a C-contiguous,
+#: aligned, mutable array. A call repeated with such inputs has the argument types of the call it
+#: repeats, whose compiled code it can then run directly.
+_PLAIN = v.PLAIN
 
 
 class _Repeat:
@@ -323,7 +323,7 @@ class Cell(Layer):
         """Whether ``value`` is a small array of ``shape`` that needs no conversion, finite: the
         common case of a state (carried over from the last call), settled in a few attribute reads."""
         return (type(value) is np.ndarray and value.dtype is self.dtype and value.shape == shape
-                and value.size <= v.SMALL and value.flags.c_contiguous and all_finite(value))
+                and value.size <= v.SMALL and value.flags.num & _PLAIN == _PLAIN and all_finite(value))
 
     def _zero_states(self, B):
         """The state parts (or final-state gradients) of B rows when the caller gives none: zeros,

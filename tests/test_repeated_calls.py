@@ -20,6 +20,12 @@ def cell(case, dtype):
     return case.make(3, 4, dtype=dtype, seed=0)
 
 
+def readonly(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
 def first_calls(case, dtype, inputs, with_state, truncate):
     """forward + backward by a cell of its own, made for this one call: the full checks."""
     fresh = case.make(3, 4, dtype=dtype, seed=0)
@@ -120,14 +126,17 @@ def test_a_repeated_call_takes_other_layouts_and_types_through_the_full_checks(c
         return wide[..., ::2]
 
     # Another dtype is converted.
-    # (A read-only input takes them too, but compiles the kernels for it: see the test below.)
-    for change in (strided, np.asfortranarray, lambda a: a.tolist(), lambda a: a.astype(other)):
+    kernels = [cell._kernels[direction][0] for direction in ("forward", "backward")]
+    compiled = [len(kernel.signatures) for kernel in kernels]
+    for change in (readonly, strided, np.asfortranarray, lambda a: a.tolist(), lambda a: a.astype(other)):
         for name in inputs:  # one input at a time: the others would take the full checks along
             changed = dict(inputs, **{name: each(inputs[name], change)})
             y, final, tape = cell.forward(changed["x"], changed["state"])
             grads, dx, dstart = cell.backward(tape, changed["dy"], changed["dstate"])
             for got, want in zip((y, final, grads, dx, dstart), expected, strict=True):
                 assert_same(got, want)
+    # Each was converted to a plain array (a read-only one copied): nothing compiled for it.
+    assert [len(kernel.signatures) for kernel in kernels] == compiled
     # Wrong shapes are refused with the full checks' messages.
     with pytest.raises(ValueError, match="x: expected shape"):
         cell.forward(inputs["x"][..., :2], inputs["state"])
@@ -137,29 +146,23 @@ def test_a_repeated_call_takes_other_layouts_and_types_through_the_full_checks(c
         cell.backward(tape, inputs["dy"][:, :1])
 
 
-def readonly(a):
-    a = a.copy()
-    a.flags.writeable = False
-    return a
-
-
-def test_read_only_inputs_and_parameters_take_the_full_checks():
-    """Numba types a read-only array apart (and compiles the kernels for it), so a call with one
-    is not repeated with the code of plain ones. One cell: each compile takes seconds."""
+def test_read_only_parameters_take_the_full_checks():
+    """Numba types a read-only array apart (and compiles the kernels for it), so calls with a
+    read-only parameter are not repeated with the code of plain ones. One cell: the compile takes
+    seconds."""
     case = BY_NAME["rnn-tanh"]
     cell = case.make(3, 4, seed=0)
     inputs = make_inputs(cell, T, B, seed=1)
-    expected = first_calls(case, "float64", inputs, True, None)
-    repeat_ready(cell, inputs)
-    for name in ("x", "dy"):
-        changed = dict(inputs, **{name: readonly(inputs[name])})
-        y, final, tape = cell.forward(changed["x"], changed["state"])
-        grads, dx, dstart = cell.backward(tape, changed["dy"], changed["dstate"])
-        for got, want in zip((y, final, grads, dx, dstart), expected, strict=True):
-            assert_same(got, want)
+    y, _, _ = repeat_ready(cell, inputs)
+    repeat = cell._repeat_forward[inputs["x"].shape]
+
+    def refuse(*args):
+        raise AssertionError("a call with a read-only parameter ran the code compiled for plain ones")
+
+    repeat.kernel = refuse
     cell.params["weight_hh"] = readonly(cell.params["weight_hh"])
-    np.testing.assert_array_equal(cell.forward(inputs["x"], inputs["state"])[0], expected[0])
-    assert cell._checked.seen is None  # calls with it are not repeated
+    for _ in range(2):
+        np.testing.assert_array_equal(cell.forward(inputs["x"], inputs["state"])[0], y)
 
 
 def test_a_tapes_x_reshaped_in_place_is_refused(cell):
