@@ -196,7 +196,8 @@ class CompiledLoop:
             status, out = run()
             if status != compiled.OK:
                 raise stopped(self.loop, status, 0, out[compiled.O_VALUE], 0)
-            return Metrics(*out[:4], out[compiled.O_SG_LOSS], windows)
+            sums = out.tolist()  # Python floats at once: indexing the array cost 0.6 µs an update
+            return Metrics(*sums[:4], sums[compiled.O_SG_LOSS], windows)
 
         return step
 

@@ -202,3 +202,29 @@ def test_the_compiled_sigmoid_cross_entropy_is_the_loss_modules(dtype):
     np.testing.assert_allclose(total / 7.0, value, rtol=rtol)
     np.testing.assert_allclose(dz, grad, rtol=rtol, atol=rtol * np.abs(grad).max())
     assert tuple(counts) == loss.correct(z, target)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_training_step_makes_the_updates_of_fit(backend):
+    """Model.training_step (what `fastrnn bench --training` times) runs fit's update on one batch:
+    three steps on the whole data equal three epochs of one batch each (fit sorts a batch's
+    indices, so that batch is the data in order), parameters and optimizer steps alike; its
+    metrics are that epoch's sums."""
+    case = next(c for c in CASES if c.name == "gru")
+    X, Y = _data("softmax_cross_entropy", "all")
+    options = {"tbptt": (3, 4), "truncate": 2}
+
+    def model():
+        return fastrnn.Model(case.make(I, H, seed=1, backend=backend), O, loss="softmax_cross_entropy", seed=2)
+
+    fitted, stepped = model(), model()
+    fit_optimizer, step_optimizer = fastrnn.optim.Adam(0.02), fastrnn.optim.Adam(0.02)
+    history = fitted.fit(X, Y, epochs=3, batch_size=N, progress=False, optimizer=fit_optimizer, **options)
+    step = stepped.training_step(X, Y, optimizer=step_optimizer, **options)
+    for epoch in range(3):
+        metrics = step()
+        assert metrics.loss / metrics.positions == history["loss"][epoch]
+        assert metrics.correct / metrics.judged == history["accuracy"][epoch]
+    assert step_optimizer.steps == fit_optimizer.steps == 3 * 3  # T = 7 in windows of 3: three updates a batch
+    for name in fitted.params:
+        np.testing.assert_array_equal(stepped.params[name], fitted.params[name], err_msg=name)
