@@ -42,7 +42,7 @@ from numba import types
 from numba.extending import overload
 
 from . import gru, intersection, lstm, optim, rnn, steps, ugrnn
-from ._driver import ab_loops, abt_loops, atb_loops, mm_ab, mm_abt, mm_atb, prepare
+from ._driver import abt_loops, mm_ab, mm_abt, mm_atb, prepare
 from ._gemm import OVERWRITE, packed_shape, threads
 from ._jit import inlined, kernel, reassociating
 from ._math import sigmoid
@@ -348,17 +348,33 @@ def head_backward(dz, y, weight, dweight, dbias, dy):
     H = y.shape[1]
     for o in range(O):
         dbias[o] = 0.0
-    for r in range(n):
-        for o in range(O):
-            dbias[o] += dz[r, o]
     if O >= NARROW:
+        for r in range(n):
+            for o in range(O):
+                dbias[o] += dz[r, o]
         panels, rows, width = packed_shape(n, H, y)
         mm_atb(dz, y, np.empty(panels * rows * width, y.dtype), dweight, OVERWRITE)
         mm_ab(dz, weight, prepare(n, weight), dy, OVERWRITE, threads())
         return
-    # A narrow head: the driver's loops (see NARROW).
-    atb_loops(dz, y, dweight, OVERWRITE)
-    ab_loops(dz, weight, dy, OVERWRITE)
+    # A narrow head (see NARROW): all three in one pass over the rows, each sum in the order of
+    # the products' loops. As three passes (a bias loop, then the driver's atb and ab loops) it
+    # took 1.9 µs at binary addition's n = 128, O = 1, H = 16, float64; now 0.9.
+    for o in range(O):
+        for j in range(H):
+            dweight[o, j] = 0.0
+    for r in range(n):
+        d = dz[r, 0]
+        for j in range(H):
+            dy[r, j] = d * weight[0, j]
+        for o in range(1, O):
+            d = dz[r, o]
+            for j in range(H):
+                dy[r, j] += d * weight[o, j]
+        for o in range(O):
+            d = dz[r, o]
+            dbias[o] += d
+            for j in range(H):
+                dweight[o, j] += d * y[r, j]
 
 
 @kernel
