@@ -496,8 +496,10 @@ class Cell(Layer):
         of its shape, if that can skip Numba's typing: a small call (a large one takes arrays from
         the workspace, not from ``plan``), on one thread, compiled already, whose arrays are all
         :data:`_PLAIN` (a given state's too: states of those types are what it is repeated with)."""
-        if not plan.small or B >= 2 * MR or checked.size > v.SMALL or self._checked.seen is None \
-                or len(repeats) >= 16 or direction in self._fresh \
+        # Settled once per shape: finding the compiled code types every argument (tens of µs).
+        if self.backend != "numba" or args[0].shape in repeats or not plan.small or B >= 2 * MR \
+                or checked.size > v.SMALL or self._checked.seen is None or len(repeats) >= 16 \
+                or direction in self._fresh \
                 or not all(a.flags.num & _PLAIN == _PLAIN for a in args if type(a) is np.ndarray):
             return
         alone, with_states = (checked,), (checked, *plan.zeros)

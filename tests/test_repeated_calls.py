@@ -192,3 +192,24 @@ def test_a_repeated_call_sees_replaced_and_rewritten_parameters(cell):
     cell.params["weight_hh"] = np.zeros((1, 1))
     with pytest.raises(ValueError, match=r"params\['weight_hh'\]"):
         cell.forward(inputs["x"], inputs["state"])
+
+
+def test_a_call_is_looked_up_for_repeating_once_per_shape(case, monkeypatch):
+    """Finding a call's compiled code types all its arguments (tens of µs): done once per shape,
+    never for the numpy backend, and not again by calls that take the full checks every time
+    (a state given as a list, say)."""
+    import fastrnn.cells
+
+    looked_up = []
+    monkeypatch.setattr(fastrnn.cells, "entry_point", lambda *args: looked_up.append(args) or entry_point(*args))
+    reference = case.make(3, 4, seed=0, backend="numpy")
+    inputs = make_inputs(reference, T, B, seed=1)
+    for _ in range(3):
+        reference.backward(reference.forward(inputs["x"])[2], inputs["dy"])
+    assert looked_up == []
+    cell = case.make(3, 4, seed=0)
+    listed = each(inputs["state"], lambda a: a.tolist())
+    for _ in range(3):
+        _, _, tape = cell.forward(inputs["x"], listed)
+        cell.backward(tape, inputs["dy"], each(inputs["dstate"], lambda a: a.tolist()))
+    assert len(looked_up) == 2 * 3  # forward and backward: the kernel and both finiteness checks
