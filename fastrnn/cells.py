@@ -97,10 +97,11 @@ class _Repeat:
     types, taken from Numba's dispatchers: ``kernel``, and the finiteness checks of its input
     (x, or dy of shape ``dy_shape``) alone, ``finite``, and with the state parts, ``finite_with``."""
 
-    __slots__ = ("plan", "kernel", "finite", "finite_with", "dy_shape")
+    __slots__ = ("plan", "kernel", "finite", "finite_with", "dy_shape", "state_shape")
 
     def __init__(self, plan, kernel, finite, finite_with, dy_shape):
         self.plan, self.kernel, self.dy_shape = plan, kernel, dy_shape
+        self.state_shape = plan.zeros[0].shape if len(plan.zeros) == 1 else None
         self.finite, self.finite_with = finite, finite_with
 
 
@@ -460,6 +461,10 @@ class Cell(Layer):
                 if state is None:
                     states = plan.zeros
                     finite = repeat.finite((x,))
+                elif type(state) is np.ndarray and state.shape == repeat.state_shape \
+                        and state.dtype is self.dtype and state.flags.num & _PLAIN == _PLAIN:  # one part
+                    states = (state,)
+                    finite = repeat.finite_with((x, state))
                 else:
                     states = self._plain_parts(state, plan.zeros)
                     finite = states is not None and repeat.finite_with((x, *states))
@@ -467,7 +472,9 @@ class Cell(Layer):
                 if finite and params is checked.seen and params.version == checked.version:
                     outputs = plan.forward.take()
                     repeat.kernel(x, *states, *checked.middle, *outputs)
-                    return self._forward_results(x, outputs)
+                    n = self._n_states
+                    return outputs[0], outputs[1] if n == 1 else tuple(outputs[1:n + 1]), \
+                        Tape(self, x, tuple(outputs[n + 1:]))
         given = x
         x = self._sequence("x", x, (None, None, self.input_size), "T, B, input_size")
         T, B, _ = x.shape
@@ -562,6 +569,10 @@ class Cell(Layer):
                 if dstate is None:
                     dstates = plan.zeros
                     finite = repeat.finite((dy,))
+                elif type(dstate) is np.ndarray and dstate.shape == repeat.state_shape \
+                        and dstate.dtype is self.dtype and dstate.flags.num & _PLAIN == _PLAIN:  # one part
+                    dstates = (dstate,)
+                    finite = repeat.finite_with((dy, dstate))
                 else:
                     dstates = self._plain_parts(dstate, plan.zeros)
                     finite = dstates is not None and repeat.finite_with((dy, *dstates))
