@@ -457,20 +457,10 @@ class Cell(Layer):
             # compiled code then runs without Numba's typing of every argument (see _Repeat).
             repeat = self._repeat_forward.get(x.shape)
             if repeat is not None and x.dtype is self.dtype and x.flags.num & _PLAIN == _PLAIN:
-                plan = repeat.plan
-                if state is None:
-                    states = plan.zeros
-                    finite = repeat.finite((x,))
-                elif type(state) is np.ndarray and state.shape == repeat.state_shape \
-                        and state.dtype is self.dtype and state.flags.num & _PLAIN == _PLAIN:  # one part
-                    states = (state,)
-                    finite = repeat.finite_with((x, state))
-                else:
-                    states = self._plain_parts(state, plan.zeros)
-                    finite = states is not None and repeat.finite_with((x, *states))
+                states = self._repeated_states(repeat, x, state)
                 checked, params = self._checked, self.params
-                if finite and params is checked.seen and params.version == checked.version:
-                    outputs = plan.forward.take()
+                if states is not None and params is checked.seen and params.version == checked.version:
+                    outputs = repeat.plan.forward.take()
                     repeat.kernel(x, *states, *checked.middle, *outputs)
                     n = self._n_states
                     return outputs[0], outputs[1] if n == 1 else tuple(outputs[1:n + 1]), \
@@ -516,22 +506,27 @@ class Cell(Layer):
         if None not in (kernel, finite, finite_with):
             repeats[args[0].shape] = _Repeat(plan, kernel, finite, finite_with, dy_shape)
 
-    def _plain_parts(self, state, zeros):
-        """The parts of a given ``state`` (or ``dstate``), when each is a :data:`_PLAIN` array of the
-        cell's dtype and of the shape of ``zeros``' parts (what a repeated call can take as it is);
-        else None. Their values are not looked at."""
-        if type(state) is np.ndarray:  # one part, or a mistake that the full check words
-            parts = (state,)
-        elif type(state) is tuple and len(state) == len(zeros):
-            parts = state
-        else:
+    def _repeated_states(self, repeat, checked, state):
+        """The state parts a repeated call passes on: ``state`` (or ``dstate``) given, or zeros.
+        None unless each is a :data:`_PLAIN` array of the cell's dtype and of the shape the call
+        was kept with, and they and ``checked`` (its x or dy) are finite: the call then takes the
+        full checks, which convert what they can and word the errors."""
+        zeros = repeat.plan.zeros
+        if state is None:
+            return zeros if repeat.finite((checked,)) else None
+        if type(state) is np.ndarray:  # one part, inline: the common carried state
+            if state.shape == repeat.state_shape and state.dtype is self.dtype \
+                    and state.flags.num & _PLAIN == _PLAIN and repeat.finite_with((checked, state)):
+                return (state,)
+            return None
+        if type(state) is not tuple or len(state) != len(zeros):
             return None
         shape, dtype = zeros[0].shape, self.dtype
-        for part in parts:
+        for part in state:
             if type(part) is not np.ndarray or part.dtype is not dtype or part.shape != shape \
                     or part.flags.num & _PLAIN != _PLAIN:
                 return None
-        return parts if len(parts) == len(zeros) else None
+        return state if repeat.finite_with((checked, *state)) else None
 
     def backward(self, tape, dy, dstate=None, truncate=None):
         """Backpropagate through the sequence recorded in ``tape``.
@@ -565,21 +560,11 @@ class Cell(Layer):
             if repeat is not None and dy.shape == repeat.dy_shape and dy.dtype is self.dtype \
                     and dy.flags.num & _PLAIN == _PLAIN and x.flags.num & _PLAIN == _PLAIN \
                     and x.shape == tape.key:
-                plan = repeat.plan
-                if dstate is None:
-                    dstates = plan.zeros
-                    finite = repeat.finite((dy,))
-                elif type(dstate) is np.ndarray and dstate.shape == repeat.state_shape \
-                        and dstate.dtype is self.dtype and dstate.flags.num & _PLAIN == _PLAIN:  # one part
-                    dstates = (dstate,)
-                    finite = repeat.finite_with((dy, dstate))
-                else:
-                    dstates = self._plain_parts(dstate, plan.zeros)
-                    finite = dstates is not None and repeat.finite_with((dy, *dstates))
+                dstates = self._repeated_states(repeat, dy, dstate)
                 checked, params = self._checked, self.params
-                if finite and params is checked.seen and params.version == checked.version:
+                if dstates is not None and params is checked.seen and params.version == checked.version:
                     k = -1 if truncate is None else v.check_truncate(truncate)
-                    outputs = plan.backward.take()
+                    outputs = repeat.plan.backward.take()
                     repeat.kernel(x, *checked.middle, *tape.arrays, dy, *dstates, k, *outputs)
                     return self._backward_results(outputs)
         if not isinstance(tape, Tape):
