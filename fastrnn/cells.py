@@ -462,9 +462,7 @@ class Cell(Layer):
                 if states is not None and params is checked.seen and params.version == checked.version:
                     outputs = repeat.plan.forward.take()
                     repeat.kernel(x, *states, *checked.middle, *outputs)
-                    n = self._n_states
-                    return outputs[0], outputs[1] if n == 1 else tuple(outputs[1:n + 1]), \
-                        Tape(self, x, tuple(outputs[n + 1:]))
+                    return self._forward_results(x, outputs)
         given = x
         x = self._sequence("x", x, (None, None, self.input_size), "T, B, input_size")
         T, B, _ = x.shape
