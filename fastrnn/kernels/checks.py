@@ -28,8 +28,6 @@ def all_finite_in(arrays):
     """Whether every element of every one of the C-contiguous ``arrays`` (a tuple) is finite: the
     checks of one call's inputs (x and the state parts) in one compiled call instead of one each."""
     for a in literal_unroll(arrays):
-        flat = a.reshape(a.size)
-        for i in range(flat.size):
-            if not math.isfinite(flat[i]):
-                return False
+        if not all_finite(a):
+            return False
     return True
